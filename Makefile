@@ -1,0 +1,44 @@
+# quorumkv: the two commands first (make run, make test); the long ones after.
+# Every target bootstraps .venv on a bare machine; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SEEDS ?= 0:10000
+
+.PHONY: run test verify bench lint clean system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[server,test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# Debian packages the integration tests use (redis-cli, redis-benchmark).
+system-deps:
+	@command -v redis-cli >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; \
+	  else echo "redis-tools missing: run 'sudo apt-get install redis-tools'"; exit 1; fi; }
+
+run: $(STAMP)
+	$(PY) -m quorumkv.sim.demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -m "not slow" -p no:cacheprovider
+
+verify: $(STAMP)
+	$(PY) -m quorumkv.sim --seeds $(SEEDS)
+	$(PY) -m pytest -m slow -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) bench/raft_core.py
+	$(PY) bench/storage.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,187 @@
+"""Operating errors: conditions that callers handle, each mapping to a precise client reply.
+
+Two kinds of failure exist in quorumkv (see STYLE.md). A broken invariant is a bug and raises
+`invariant.InvariantViolation`. Everything here is an operating condition: a proposal sent to a
+follower, a shard that moved, a full disk, a corrupt record. Each class says what happened, to
+what, and what the caller should do, and carries `reply_prefix`, the Redis error code the server
+front end uses for it (`-MOVED`, `-TRYAGAIN`, `-ERR`...).
+
+`definite` tells whether the operation is known not to have taken effect. An error with
+`definite = False` means the outcome is unknown: the command may or may not have been applied,
+and a client must not treat it as a failure (histories record it as `info`).
+"""
+
+from __future__ import annotations
+
+
+class QuorumKVError(Exception):
+    """Base of all operating errors."""
+
+    reply_prefix = "ERR"
+    definite = True
+
+
+# ---- Raft proposals and reads -------------------------------------------------------------
+
+
+class ProposalError(QuorumKVError):
+    """A proposal or read was refused by the Raft core before it entered the log."""
+
+
+class NotLeader(ProposalError):
+    """This replica is not the leader of its group; `leader_id` is the best hint (0: unknown)."""
+
+    reply_prefix = "TRYAGAIN"
+
+    def __init__(self, group_id: int, leader_id: int) -> None:
+        self.group_id = group_id
+        self.leader_id = leader_id
+        hint = f"leader is replica {leader_id}" if leader_id else "leader unknown"
+        super().__init__(
+            f"shard {group_id}: this replica is not the leader ({hint}); retry against the leader"
+        )
+
+
+class LeaderTransferInProgress(ProposalError):
+    """The leader is handing leadership to another replica; proposals are refused meanwhile."""
+
+    reply_prefix = "TRYAGAIN"
+
+    def __init__(self, group_id: int, transferee: int) -> None:
+        self.group_id = group_id
+        self.transferee = transferee
+        super().__init__(
+            f"shard {group_id}: leadership is being transferred to replica {transferee}; "
+            "retry shortly against the new leader"
+        )
+
+
+class ConfChangePending(ProposalError):
+    """A configuration change is already in progress; only one may be pending at a time."""
+
+    reply_prefix = "TRYAGAIN"
+
+    def __init__(self, group_id: int, pending_index: int) -> None:
+        self.group_id = group_id
+        self.pending_index = pending_index
+        super().__init__(
+            f"shard {group_id}: a configuration change at index {pending_index} is not yet "
+            "applied; retry after it is"
+        )
+
+
+class InvalidConfChange(ProposalError):
+    """The requested configuration change is not valid for the current configuration."""
+
+    def __init__(self, group_id: int, reason: str) -> None:
+        self.group_id = group_id
+        super().__init__(f"shard {group_id}: invalid configuration change: {reason}")
+
+
+class ProposalDropped(ProposalError):
+    """The core dropped the proposal (for example: too many uncommitted bytes); retry later."""
+
+    reply_prefix = "TRYAGAIN"
+
+    def __init__(self, group_id: int, reason: str) -> None:
+        self.group_id = group_id
+        super().__init__(f"shard {group_id}: proposal dropped: {reason}; retry later")
+
+
+class OutcomeUnknown(QuorumKVError):
+    """The command was proposed but its fate is not known (leadership lost, timeout).
+
+    It may or may not have been applied. Clients must not assume either; read to find out.
+    """
+
+    reply_prefix = "UNKNOWN"
+    definite = False
+
+    def __init__(self, group_id: int, reason: str) -> None:
+        self.group_id = group_id
+        super().__init__(
+            f"shard {group_id}: outcome unknown ({reason}): the command may or may not have "
+            "been applied; read the key to find out before retrying"
+        )
+
+
+# ---- Storage --------------------------------------------------------------------------------
+
+
+class StorageError(QuorumKVError):
+    """Base of storage conditions."""
+
+
+class LogCompacted(StorageError):
+    """The requested log index was compacted into a snapshot and is no longer in the log."""
+
+    def __init__(self, group_id: int, index: int, first_index: int) -> None:
+        self.group_id = group_id
+        self.index = index
+        self.first_index = first_index
+        super().__init__(
+            f"shard {group_id}: log index {index} is compacted (first index is {first_index})"
+        )
+
+
+class LogUnavailable(StorageError):
+    """The requested log index is past the end of the log."""
+
+    def __init__(self, group_id: int, index: int, last_index: int) -> None:
+        self.group_id = group_id
+        self.index = index
+        self.last_index = last_index
+        super().__init__(
+            f"shard {group_id}: log index {index} is past the last index {last_index}"
+        )
+
+
+class CorruptStorage(StorageError):
+    """Stored data failed its checksum or format check. The data is never served.
+
+    `path` names the file (or database) and `offset` the record where known.
+    """
+
+    def __init__(self, path: str, detail: str, offset: int | None = None) -> None:
+        self.path = path
+        self.offset = offset
+        where = f"{path}" + (f" at offset {offset}" if offset is not None else "")
+        super().__init__(
+            f"corrupt storage in {where}: {detail}. The node will not serve this data: "
+            "remove this replica's data directory and let the cluster re-replicate it, or "
+            "restore it from a backup"
+        )
+
+
+class DiskFull(StorageError):
+    """The disk holding the data directory is full; writes are refused until space returns."""
+
+    reply_prefix = "ERR"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"disk full under {path}: writes are refused until space is freed; "
+            "reads still work"
+        )
+
+
+class SnapshotCorrupt(StorageError):
+    """A received snapshot chunk or image failed its checksum; the transfer is abandoned."""
+
+    def __init__(self, group_id: int, detail: str) -> None:
+        self.group_id = group_id
+        super().__init__(
+            f"shard {group_id}: snapshot rejected: {detail}; the leader will send it again"
+        )
+
+
+class FormatVersionMismatch(StorageError):
+    """A persisted file or database carries a format version this build cannot read."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: format version {found} is not supported by this build "
+            f"(supports {supported}); upgrade quorumkv or restore from a backup"
+        )

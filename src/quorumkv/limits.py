@@ -1,0 +1,67 @@
+"""Every bound in quorumkv, in one place, each named with its unit (STYLE.md: Limits).
+
+A queue, batch, message, bulk string or loop without a bound here is a bug. Modules import the
+constant they need rather than repeating a number. Tick-based values are in units of the Raft
+core's logical time; the server maps one tick to `tick_ms` milliseconds.
+"""
+
+from __future__ import annotations
+
+# ---- Raft core (logical time) ---------------------------------------------------------------
+
+election_timeout_ticks = 10
+"""Minimum election timeout; each follower draws its timeout in [this, 2 * this)."""
+
+heartbeat_interval_ticks = 1
+"""A leader sends heartbeats every this many ticks."""
+
+inflight_messages_max = 256
+"""Append messages in flight to one follower before the leader waits for acknowledgements."""
+
+append_entries_max = 64
+"""Entries carried by one append message at most."""
+
+append_bytes_max = 1024 * 1024
+"""Bytes of entry data carried by one append message at most (one entry may exceed it alone)."""
+
+uncommitted_bytes_max = 64 * 1024 * 1024
+"""Bytes of proposed but uncommitted entry data a leader accepts before dropping proposals."""
+
+committed_entries_bytes_max = 4 * 1024 * 1024
+"""Bytes of committed entries handed to the host in one Ready for applying."""
+
+proposal_bytes_max = 8 * 1024 * 1024
+"""Bytes of one proposal's data at most."""
+
+read_index_pending_max = 10_000
+"""Read-index requests a leader queues while waiting for its first commit in its term."""
+
+lease_drift_ticks = 1
+"""Ticks subtracted from a leader lease to cover clock drift between replicas (lease reads)."""
+
+# ---- Snapshots -----------------------------------------------------------------------------
+
+snapshot_chunk_bytes_max = 1024 * 1024
+"""Bytes of shard data in one snapshot chunk."""
+
+snapshot_chunks_inflight_max = 4
+"""Snapshot chunks sent to one receiver before waiting for its acknowledgement."""
+
+log_compaction_entries_min = 10_000
+"""The host compacts a shard's log once this many applied entries precede the applied index."""
+
+# ---- Host -----------------------------------------------------------------------------------
+
+ready_entries_max = 4096
+"""Entries the host persists for all shards in one group-commit batch at most."""
+
+# ---- Simulator ----------------------------------------------------------------------------
+
+sim_ticks_max = 200_000
+"""Logical ticks a single simulator run may take before it is declared stuck."""
+
+sim_liveness_ticks_max = 2_000
+"""Ticks after healing within which the simulated cluster must elect a leader and commit."""
+
+linearizability_search_steps_max = 2_000_000
+"""States the linearizability checker explores per key before answering `unknown`."""

@@ -1,0 +1,1 @@
+"""Durable state of a node: Raft logs, hard states, shard data, snapshots. See docs/storage.md."""
