@@ -185,3 +185,40 @@ class FormatVersionMismatch(StorageError):
             f"{path}: format version {found} is not supported by this build "
             f"(supports {supported}); upgrade quorumkv or restore from a backup"
         )
+
+
+class ProposalSuperseded(ProposalError):
+    """Another entry was committed at the index of this proposal: it can never take effect."""
+
+    reply_prefix = "TRYAGAIN"
+
+    def __init__(self, group_id: int, index: int) -> None:
+        self.group_id = group_id
+        self.index = index
+        super().__init__(
+            f"shard {group_id}: the proposal at index {index} was replaced by a new leader's "
+            "entry and did not take effect; retry"
+        )
+
+
+class ReadTimeout(ProposalError):
+    """A linearizable read did not obtain its read index in time; it had no effect."""
+
+    reply_prefix = "TRYAGAIN"
+
+    def __init__(self, group_id: int) -> None:
+        self.group_id = group_id
+        super().__init__(
+            f"shard {group_id}: the read could not confirm leadership in time "
+            "(no quorum reachable?); retry"
+        )
+
+
+class UnknownShard(QuorumKVError):
+    """This node hosts no replica of the shard named."""
+
+    reply_prefix = "TRYAGAIN"
+
+    def __init__(self, group_id: int, node_id: int) -> None:
+        self.group_id = group_id
+        super().__init__(f"shard {group_id}: node {node_id} hosts no replica of it; retry")

@@ -65,3 +65,18 @@ sim_liveness_ticks_max = 2_000
 
 linearizability_search_steps_max = 2_000_000
 """States the linearizability checker explores per key before answering `unknown`."""
+
+# ---- Host timers (logical time) -----------------------------------------------------------
+
+snapshot_transfer_timeout_ticks = 50
+"""A snapshot transfer with no acknowledgement (sender) or chunk (receiver) for this long is
+abandoned; the leader's core then probes the follower again."""
+
+read_timeout_ticks = 30
+"""A read waiting for its read index longer than this fails (definitely: reads change nothing)."""
+
+expire_interval_ticks = 10
+"""A leader looks for expired keys to delete every this many ticks."""
+
+expire_deletions_per_round_max = 64
+"""Expired keys a leader proposes to delete per round at most."""

@@ -1,0 +1,1 @@
+"""Sans-I/O codecs: RESP for clients, versioned msgpack for peers."""

@@ -1,0 +1,184 @@
+"""The peer wire format: what one node sends another, as versioned msgpack (never pickle).
+
+Three kinds of record cross between nodes: Raft messages (raft.types.Message), and the two
+records of a snapshot transfer, `SnapshotChunk` and `SnapshotChunkAck`, which the host streams
+beside the Raft messages so that the core never holds snapshot data. A connection starts with a
+`Handshake` naming the cluster and the node; a node of another cluster is refused.
+
+Every frame body is a msgpack array whose first element is `WIRE_FORMAT_VERSION` and second the
+record kind. `decode_peer_message` raises `PeerFormatError` (with what was wrong) on anything
+it cannot read: a peer's bad frame closes that connection, never the node.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from quorumkv.errors import QuorumKVError
+from quorumkv.raft.types import ConfState, Entry, EntryType, Message, MessageType, SnapshotMeta
+
+WIRE_FORMAT_VERSION = 1
+
+
+class PeerFormatError(QuorumKVError):
+    """A peer frame could not be decoded; the connection that carried it is closed."""
+
+
+class RecordKind(enum.IntEnum):
+    HANDSHAKE = 0
+    RAFT = 1
+    SNAPSHOT_CHUNK = 2
+    SNAPSHOT_CHUNK_ACK = 3
+
+
+@dataclass(slots=True, frozen=True)
+class Handshake:
+    """First frame on a peer connection: who is calling, from which cluster, speaking what."""
+
+    cluster_id: str
+    node_id: int
+    wire_version: int = WIRE_FORMAT_VERSION
+
+
+@dataclass(slots=True, frozen=True)
+class SnapshotChunk:
+    """One bounded piece of a shard image streamed from `source` to `target`.
+
+    `stream_id` names one transfer; `sequence` counts chunks from 0; `checksum` is the crc32
+    of `data`. The last chunk has `last` set; `message` is the Raft SNAPSHOT message the
+    receiver steps into its core once the whole image is staged and verified.
+    """
+
+    group_id: int
+    source: int
+    target: int
+    stream_id: int
+    sequence: int
+    data: bytes
+    checksum: int
+    last: bool
+    meta: SnapshotMeta
+    message: Message
+
+
+@dataclass(slots=True, frozen=True)
+class SnapshotChunkAck:
+    """The receiver has staged chunk `sequence` (accepted) or abandoned the stream (not)."""
+
+    group_id: int
+    source: int
+    target: int
+    stream_id: int
+    sequence: int
+    accepted: bool
+
+
+PeerMessage = Message | SnapshotChunk | SnapshotChunkAck
+
+
+def target_of(message: PeerMessage) -> int:
+    """The replica a peer message is addressed to."""
+    return message.target
+
+
+# ---- encoding --------------------------------------------------------------------------------
+
+
+def _conf_state_fields(conf: ConfState) -> list[Any]:
+    return [list(conf.voters), list(conf.learners), list(conf.voters_outgoing),
+            list(conf.learners_next), conf.auto_leave]
+
+
+def _conf_state(fields: list[Any]) -> ConfState:
+    voters, learners, outgoing, learners_next, auto_leave = fields
+    return ConfState(tuple(voters), tuple(learners), tuple(outgoing), tuple(learners_next),
+                     bool(auto_leave))
+
+
+def _meta_fields(meta: SnapshotMeta | None) -> list[Any] | None:
+    if meta is None:
+        return None
+    return [meta.index, meta.term, _conf_state_fields(meta.conf_state)]
+
+
+def _meta(fields: list[Any] | None) -> SnapshotMeta | None:
+    if fields is None:
+        return None
+    index, term, conf = fields
+    return SnapshotMeta(index, term, _conf_state(conf))
+
+
+def _message_fields(m: Message) -> list[Any]:
+    return [int(m.type), m.group_id, m.source, m.target, m.term, m.log_term, m.index,
+            [[e.term, e.index, int(e.type), e.data] for e in m.entries],
+            m.commit, m.reject, m.reject_hint, _meta_fields(m.snapshot), m.context]
+
+
+def _message(fields: list[Any]) -> Message:
+    (kind, group_id, source, target, term, log_term, index, entries, commit, reject,
+     reject_hint, snapshot, context) = fields
+    return Message(
+        type=MessageType(kind), group_id=group_id, source=source, target=target, term=term,
+        log_term=log_term, index=index,
+        entries=[Entry(t, i, EntryType(k), d) for t, i, k, d in entries],
+        commit=commit, reject=reject, reject_hint=reject_hint, snapshot=_meta(snapshot),
+        context=context,
+    )
+
+
+def encode_peer_message(record: PeerMessage | Handshake) -> bytes:
+    """The frame body for one record."""
+    if isinstance(record, Message):
+        body: list[Any] = [RecordKind.RAFT, _message_fields(record)]
+    elif isinstance(record, SnapshotChunk):
+        body = [RecordKind.SNAPSHOT_CHUNK,
+                [record.group_id, record.source, record.target, record.stream_id,
+                 record.sequence, record.data, record.checksum, record.last,
+                 _meta_fields(record.meta), _message_fields(record.message)]]
+    elif isinstance(record, SnapshotChunkAck):
+        body = [RecordKind.SNAPSHOT_CHUNK_ACK,
+                [record.group_id, record.source, record.target, record.stream_id,
+                 record.sequence, record.accepted]]
+    else:
+        body = [RecordKind.HANDSHAKE, [record.cluster_id, record.node_id, record.wire_version]]
+    return msgpack.packb([WIRE_FORMAT_VERSION, *body], use_bin_type=True)
+
+
+def decode_peer_message(frame: bytes) -> PeerMessage | Handshake:
+    """The record in one frame body. Raises PeerFormatError if it is not a valid record."""
+    try:
+        version, kind, fields = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as error:  # msgpack raises several unrelated types on garbage
+        raise PeerFormatError(f"peer frame is not a msgpack record: {error}") from error
+    if version != WIRE_FORMAT_VERSION:
+        raise PeerFormatError(
+            f"peer speaks wire format {version}, this node speaks {WIRE_FORMAT_VERSION}; "
+            "run the same quorumkv version on every node")
+    try:
+        return _decode_record(RecordKind(kind), fields)
+    except PeerFormatError:
+        raise
+    except Exception as error:
+        raise PeerFormatError(f"malformed peer record of kind {kind}: {error}") from error
+
+
+def _decode_record(kind: RecordKind, fields: list[Any]) -> PeerMessage | Handshake:
+    if kind is RecordKind.RAFT:
+        return _message(fields)
+    if kind is RecordKind.SNAPSHOT_CHUNK:
+        (group_id, source, target, stream_id, sequence, data, checksum, last, meta,
+         message) = fields
+        decoded_meta = _meta(meta)
+        if decoded_meta is None:
+            raise PeerFormatError("snapshot chunk without its snapshot point")
+        return SnapshotChunk(group_id, source, target, stream_id, sequence, data, checksum,
+                             bool(last), decoded_meta, _message(message))
+    if kind is RecordKind.SNAPSHOT_CHUNK_ACK:
+        group_id, source, target, stream_id, sequence, accepted = fields
+        return SnapshotChunkAck(group_id, source, target, stream_id, sequence, bool(accepted))
+    cluster_id, node_id, wire_version = fields
+    return Handshake(str(cluster_id), int(node_id), int(wire_version))

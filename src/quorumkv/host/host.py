@@ -1,0 +1,441 @@
+"""The multi-Raft host of one node and its Ready driver, shared by the server and the simulator.
+
+Theory of operation. The host owns every shard replica of one node (`Replica`: a Raft core plus
+the client work waiting on it) and one `NodeStore`. The shell around it (server/ or sim/)
+calls `tick()` on its timer, `receive()` for each peer message, `submit()` for client commands,
+and `process()` whenever there may be work; `process()` is THE Ready driver. One cycle:
+
+1. collect the Ready of every shard that has one;
+2. persist: one WriteBatch with every shard's installed snapshot, new entries and hard state,
+   written once, synced if any Ready needs it (group commit across shards);
+3. send every message (SNAPSHOT messages become chunk streams, see snapshot_transfer.py);
+4. apply every shard's committed entries into a second batch, written without sync: it is
+   visible at once and becomes durable with the next synced batch; it carries each shard's
+   applied point with the effects it covers, so a crash re-applies exactly what it lost;
+5. complete proposals and reads, then advance each core.
+
+Persisting before sending is the Raft contract: no vote or acknowledgement leaves before what
+it promises is on disk. A full disk stalls the driver at the failed step, which is retried on
+the next call; client writes are refused meanwhile with errors.DiskFull.
+
+Replica ids are node ids for now; shards, epochs and placement come from the metadata shard
+(a later issue), through `bootstrap_shard` and `create_replica`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from quorumkv import errors, limits
+from quorumkv.codec.peer import PeerMessage, SnapshotChunk, SnapshotChunkAck
+from quorumkv.host.replica import Done, PendingRead, Replica
+from quorumkv.host.shard_view import ReadView
+from quorumkv.host.snapshot_transfer import SnapshotReceiver, SnapshotSender
+from quorumkv.invariant import invariant
+from quorumkv.kv import commands as kv_commands
+from quorumkv.kv import state_machine
+from quorumkv.kv.command import Command, encode_command
+from quorumkv.raft.confchange import ConfChange
+from quorumkv.raft.config import Config
+from quorumkv.raft.node import Node
+from quorumkv.raft.types import (
+    ConfState,
+    Entry,
+    HardState,
+    MessageType,
+    Ready,
+    Role,
+    SnapshotMeta,
+)
+from quorumkv.storage.protocols import NodeStore, WriteBatch
+
+BOOTSTRAP_INDEX = 5
+"""A new shard's log starts after this index (its first configuration is a snapshot there).
+
+Starting above zero means a replica created empty on a new node can never mistake its empty
+log for the group's beginning: the leader must send it a snapshot, which carries the
+membership. (TiKV does the same.)"""
+
+BOOTSTRAP_TERM = 5
+
+EXPIRE_DELETE = b"QKV.EXPIRE-DELETE"
+
+
+class Transport(Protocol):
+    """How the host sends to other nodes: never blocks; may drop (Raft tolerates loss)."""
+
+    def send(self, target_node: int, message: PeerMessage) -> None:
+        ...
+
+
+class Observer:
+    """Hooks for the simulator's checkers; every method is optional (no-op by default)."""
+
+    def on_leader(self, node_id: int, shard_id: int, term: int,
+                  log_terms: list[tuple[int, int]]) -> None:
+        """`node_id` became leader of `shard_id` in `term`; log_terms lists (index, term) of
+        its log at that moment, starting with its snapshot point."""
+
+    def on_applied(self, node_id: int, shard_id: int, entry: Entry) -> None:
+        """`entry` was applied by the replica of `shard_id` on `node_id`."""
+
+    def on_persisted(self, node_id: int, shard_id: int, entries: list[Entry],
+                     hard_state: HardState | None) -> None:
+        """Entries and hard state were written (synced) for the replica."""
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    election_timeout_ticks: int = limits.election_timeout_ticks
+    heartbeat_interval_ticks: int = limits.heartbeat_interval_ticks
+    pre_vote: bool = True
+    check_quorum: bool = True
+    read_only: str = "safe"
+    log_compaction_entries_min: int = limits.log_compaction_entries_min
+    snapshot_chunk_bytes_max: int = limits.snapshot_chunk_bytes_max
+    snapshot_transfer_timeout_ticks: int = limits.snapshot_transfer_timeout_ticks
+    read_timeout_ticks: int = limits.read_timeout_ticks
+    expire_interval_ticks: int = limits.expire_interval_ticks
+
+
+@dataclass(slots=True)
+class _Stall:
+    """A cycle stopped by a full disk, resumed at `step` by the next process() call."""
+
+    step: str  # "persist" or "apply"
+    readies: list[tuple[Replica, Ready]]
+    apply_batch: WriteBatch | None = None
+    completions: list[tuple[Done, object]] = field(default_factory=list)
+
+
+class Host:
+    """Every shard replica of one node, and the one Ready driver."""
+
+    def __init__(self, node_id: int, store: NodeStore, transport: Transport, rng: Any,
+                 clock_ms: Callable[[], int], config: HostConfig | None = None,
+                 observer: Observer | None = None) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.config = config or HostConfig()
+        self._transport = transport
+        self._rng = rng
+        self._clock_ms = clock_ms
+        self._observer = observer
+        self._replicas: dict[int, Replica] = {}
+        self._sender = SnapshotSender(store, node_id, self.config.snapshot_chunk_bytes_max)
+        self._receiver = SnapshotReceiver(store, node_id)
+        self._next_read_context = 1
+        self._ticks = 0
+        self._stall: _Stall | None = None
+        self._completions: list[tuple[Done, object]] = []
+        self.dropped_messages = 0
+
+    # ---- replicas ------------------------------------------------------------------------------
+
+    def bootstrap_shard(self, shard_id: int, voters: Sequence[int]) -> None:
+        """Write a new shard's first membership to this node's store (synced)."""
+        invariant(shard_id not in self.store.shard_ids(), f"shard {shard_id} already exists here")
+        meta = SnapshotMeta(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, ConfState(voters=tuple(sorted(voters))))
+        self._write_initial(shard_id, meta, HardState(BOOTSTRAP_TERM, 0, BOOTSTRAP_INDEX))
+
+    def create_replica(self, shard_id: int) -> None:
+        """An empty replica that waits for the leader's snapshot (after a conf change adds it)."""
+        invariant(shard_id not in self.store.shard_ids(), f"shard {shard_id} already exists here")
+        self._write_initial(shard_id, SnapshotMeta(0, 0, ConfState()), HardState())
+        self._load(shard_id)
+
+    def _write_initial(self, shard_id: int, meta: SnapshotMeta, hard_state: HardState) -> None:
+        batch = self.store.batch()
+        batch.compact_log(shard_id, meta)
+        batch.set_applied(shard_id, meta)
+        batch.set_hard_state(shard_id, hard_state)
+        self.store.write(batch, sync=True)
+
+    def start(self) -> None:
+        """Load every shard replica found in the store."""
+        for shard_id in self.store.shard_ids():
+            if shard_id not in self._replicas:
+                self._load(shard_id)
+
+    def _load(self, shard_id: int) -> None:
+        applied = self.store.shard(shard_id).applied()
+        config = Config(
+            id=self.node_id, group_id=shard_id,
+            election_timeout_ticks=self.config.election_timeout_ticks,
+            heartbeat_interval_ticks=self.config.heartbeat_interval_ticks,
+            applied=applied.index, pre_vote=self.config.pre_vote,
+            check_quorum=self.config.check_quorum, read_only=self.config.read_only)
+        node = Node(config, self.store.log(shard_id), self._rng)
+        self._replicas[shard_id] = Replica(shard_id, node, applied)
+
+    def shard_ids(self) -> list[int]:
+        return sorted(self._replicas)
+
+    def replica(self, shard_id: int) -> Replica:
+        return self._replicas[shard_id]
+
+    # ---- inputs --------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self._ticks += 1
+        for replica in self._replicas.values():
+            replica.node.tick()
+            replica.age_reads(self.config.read_timeout_ticks, self._completions)
+        timeout = self.config.snapshot_transfer_timeout_ticks
+        for group_id, target in self._sender.tick(timeout):
+            if group_id in self._replicas:
+                self._replicas[group_id].node.report_snapshot(target, False)
+        self._receiver.tick(timeout)
+        if self._ticks % self.config.expire_interval_ticks == 0:
+            self._propose_expirations()
+        self._fire_completions()
+
+    def receive(self, message: PeerMessage) -> None:
+        """One message from a peer. Messages for shards not hosted here are dropped."""
+        replica = self._replicas.get(message.group_id)
+        if replica is None:
+            self.dropped_messages += 1
+            return
+        if isinstance(message, SnapshotChunk):
+            ack, snapshot_message = self._receiver.on_chunk(message)
+            self._transport.send(ack.target, ack)
+            if snapshot_message is not None:
+                replica.node.step(snapshot_message)
+        elif isinstance(message, SnapshotChunkAck):
+            chunks, outcome = self._sender.on_ack(message)
+            for chunk in chunks:
+                self._transport.send(chunk.target, chunk)
+            if outcome is not None:
+                replica.node.report_snapshot(message.source, outcome)
+        elif message.type == MessageType.SNAPSHOT:
+            self.dropped_messages += 1  # snapshots arrive only as chunk streams
+        else:
+            replica.node.step(message)
+
+    def submit(self, shard_id: int, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
+        """Run a client command on a shard: writes through Raft, reads after ReadIndex.
+
+        `done` is called exactly once, from a later tick/process call or at once for errors
+        known before anything happens: the state machine's reply, or an exception from
+        errors.py (NotLeader, DiskFull, ... definite; OutcomeUnknown when it may have applied).
+        """
+        replica = self._replicas.get(shard_id)
+        if replica is None:
+            done(errors.UnknownShard(shard_id, self.node_id))
+            return
+        invalid = kv_commands.validate(name, args)
+        if invalid is not None:
+            done(invalid)
+            return
+        if kv_commands.is_write(name):
+            self._propose_command(replica, Command(name, args, self._clock_ms()), done)
+        else:
+            self._read(replica, name, args, done)
+
+    def _propose_command(self, replica: Replica, command: Command, done: Done | None) -> None:
+        if self._stall is not None:
+            if done is not None:
+                done(errors.DiskFull(str(self._stall.step)))
+            return
+        try:
+            term, index = replica.node.propose(encode_command(command))
+        except errors.ProposalError as error:
+            if done is not None:
+                done(error)
+            return
+        replica.proposals[index] = (term, done)
+
+    def _read(self, replica: Replica, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
+        context = self._next_read_context.to_bytes(8, "big")
+        self._next_read_context += 1
+        try:
+            replica.node.read_index(context)
+        except errors.ProposalError as error:
+            done(error)
+            return
+        replica.reads[context] = PendingRead(name, args, done)
+
+    def propose_conf_change(self, shard_id: int, change: ConfChange, done: Done | None) -> None:
+        replica = self._replicas[shard_id]
+        try:
+            term, index = replica.node.propose_conf_change(change)
+        except errors.ProposalError as error:
+            if done is not None:
+                done(error)
+            return
+        replica.proposals[index] = (term, done)
+
+    def transfer_leader(self, shard_id: int, target: int) -> None:
+        self._replicas[shard_id].node.transfer_leader(target)
+
+    def campaign(self, shard_id: int) -> None:
+        self._replicas[shard_id].node.campaign()
+
+    def fail_pending(self, error: Exception) -> None:
+        """Complete every waiting proposal and read with `error` (shutdown, crash)."""
+        for replica in self._replicas.values():
+            replica.fail_all(error, self._completions)
+        self._fire_completions()
+
+    def _propose_expirations(self) -> None:
+        now = self._clock_ms()
+        for replica in self._replicas.values():
+            if replica.role != Role.LEADER:
+                continue
+            view = ReadView(self.store.shard(replica.shard_id))
+            due = state_machine.expired_keys(view, now, limits.expire_deletions_per_round_max)
+            for key, expiry_ms in due:
+                args = (key, str(expiry_ms).encode())
+                self._propose_command(replica, Command(EXPIRE_DELETE, args, now), None)
+
+    # ---- the Ready driver ----------------------------------------------------------------------
+
+    def process(self) -> bool:
+        """Run one Ready cycle over every shard; returns whether there was anything to do."""
+        if self._stall is not None and not self._resume():
+            return False
+        readies = [(r, r.node.ready()) for r in self._replicas.values() if r.node.has_ready()]
+        if not readies:
+            self._fire_completions()
+            return False
+        self._cycle(_Stall("persist", readies))
+        return True
+
+    def _resume(self) -> bool:
+        stall, self._stall = self._stall, None
+        invariant(stall is not None, "resume without a stall")
+        assert stall is not None
+        self._cycle(stall)
+        return self._stall is None
+
+    def _cycle(self, work: _Stall) -> None:
+        if work.step == "persist":
+            if not self._try(work, self._persist, work.readies):
+                return
+            self._send(work.readies)
+            work.apply_batch = self.store.batch()
+            self._apply(work.readies, work.apply_batch, work.completions)
+            work.step = "apply"
+        invariant(work.apply_batch is not None, "apply step without its batch")
+        assert work.apply_batch is not None
+        if not self._try(work, lambda _: self.store.write(work.apply_batch, sync=False), None):
+            return
+        self._completions.extend(work.completions)
+        now = self._clock_ms()
+        for replica, ready in work.readies:
+            replica.answer_reads(self.store, now, self._completions)
+            replica.node.advance(ready)
+        self._fire_completions()
+
+    def _try(self, work: _Stall, step: Callable[[Any], None], argument: Any) -> bool:
+        try:
+            step(argument)
+        except errors.DiskFull:
+            self._stall = work
+            return False
+        return True
+
+    def _persist(self, readies: list[tuple[Replica, Ready]]) -> None:
+        batch = self.store.batch()
+        sync = False
+        for replica, ready in readies:
+            if ready.snapshot is not None:
+                image = self._receiver.take_staged(replica.shard_id)
+                invariant(image is not None and image.meta == ready.snapshot,
+                          f"shard {replica.shard_id}: the core installs a snapshot "
+                          f"{ready.snapshot} that was not staged")
+                assert image is not None
+                batch.install_snapshot(replica.shard_id, image)
+            if ready.entries:
+                batch.append_entries(replica.shard_id, ready.entries)
+            if ready.hard_state is not None:
+                batch.set_hard_state(replica.shard_id, ready.hard_state)
+            sync = sync or ready.must_sync
+        self.store.write(batch, sync=sync)
+        for replica, ready in readies:
+            if ready.snapshot is not None:
+                replica.installed_snapshot(ready.snapshot, self._completions)
+            if self._observer is not None and (ready.entries or ready.hard_state):
+                self._observer.on_persisted(self.node_id, replica.shard_id, ready.entries,
+                                            ready.hard_state)
+
+    def _send(self, readies: list[tuple[Replica, Ready]]) -> None:
+        for replica, ready in readies:
+            self._observe_role(replica, ready)
+            for message in ready.messages:
+                if message.type == MessageType.SNAPSHOT:
+                    for chunk in self._sender.start(message):
+                        self._transport.send(chunk.target, chunk)
+                else:
+                    self._transport.send(message.target, message)
+
+    def _observe_role(self, replica: Replica, ready: Ready) -> None:
+        if ready.soft_state is None:
+            return
+        was_leader = replica.role == Role.LEADER
+        replica.role = ready.soft_state.role
+        replica.leader_id = ready.soft_state.leader_id
+        replica.term = replica.node.term
+        if was_leader and replica.role != Role.LEADER:
+            replica.lost_leadership(self._completions)
+            self._sender.abort_group(replica.shard_id)
+        if not was_leader and replica.role == Role.LEADER and self._observer is not None:
+            self._observer.on_leader(self.node_id, replica.shard_id, replica.node.term,
+                                     self._log_terms(replica))
+
+    def _log_terms(self, replica: Replica) -> list[tuple[int, int]]:
+        """(index, term) of every entry in the replica's durable log, from its snapshot point
+        (the Ready that made it leader has been persisted by now)."""
+        log = self.store.log(replica.shard_id)
+        first, last = log.first_index(), log.last_index()
+        pairs = [(first - 1, log.term(first - 1))]
+        if last >= first:
+            pairs.extend((e.index, e.term) for e in log.entries(first, last + 1, 1 << 62))
+        return pairs
+
+    def _apply(self, readies: list[tuple[Replica, Ready]], batch: WriteBatch,
+               completions: list[tuple[Done, object]]) -> None:
+        for replica, ready in readies:
+            replica.read_states(ready.read_states)
+            if not ready.committed_entries:
+                continue
+            on_applied = None
+            if self._observer is not None:
+                on_applied = partial(self._observer.on_applied, self.node_id, replica.shard_id)
+            replica.apply_entries(self.store, batch, ready.committed_entries, completions,
+                                  on_applied)
+            if replica.should_compact(self.store, self.config.log_compaction_entries_min):
+                batch.compact_log(replica.shard_id, replica.applied)
+
+    def _fire_completions(self) -> None:
+        while self._completions:
+            completions, self._completions = self._completions, []
+            for done, result in completions:
+                done(result)
+
+    # ---- observation -----------------------------------------------------------------------
+
+    def leader_of(self, shard_id: int) -> int:
+        replica = self._replicas.get(shard_id)
+        return replica.node.leader_id if replica is not None else 0
+
+    def is_leader(self, shard_id: int) -> bool:
+        replica = self._replicas.get(shard_id)
+        return replica is not None and replica.node.role == Role.LEADER
+
+    def status(self) -> dict[int, dict[str, object]]:
+        return {
+            shard_id: {
+                "role": replica.node.role.name.lower(),
+                "term": replica.node.term,
+                "leader": replica.node.leader_id,
+                "commit": replica.node.commit_index,
+                "applied": replica.applied.index,
+                "pending_proposals": len(replica.proposals),
+                "pending_reads": len(replica.reads),
+            }
+            for shard_id, replica in sorted(self._replicas.items())
+        }

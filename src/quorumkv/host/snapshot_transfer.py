@@ -1,0 +1,218 @@
+"""Streaming shard images to lagging replicas, in bounded, checksummed, acknowledged chunks.
+
+The Raft core never holds snapshot data: when a follower needs entries the leader has
+compacted, the core emits one SNAPSHOT message naming a snapshot point. The host hands that
+message to `SnapshotSender`, which opens a consistent image of the shard (its applied state,
+possibly newer than the point the core named: the follower accepts any newer point) and sends
+it as `SnapshotChunk`s, at most `snapshot_chunks_inflight_max` unacknowledged at once, each at
+most `snapshot_chunk_bytes_max` long.
+
+On the receiving node, `SnapshotReceiver` stages chunks through the store's SnapshotWriter,
+checking order and checksums, and acknowledges each. Only when the last chunk has been staged
+and the writer has verified the whole image does it return the SNAPSHOT message (carrying the
+image's real point) for the host to step into its core. The staged image waits there until the
+core's Ready asks for that snapshot to be installed.
+
+A transfer that stalls for `snapshot_transfer_timeout_ticks`, or that the receiver rejects,
+is abandoned on both sides, and the leader's core is told (report_snapshot) so that it probes
+the follower again. Heartbeats and appends keep flowing meanwhile: chunks are separate records.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, replace
+
+from quorumkv import limits
+from quorumkv.codec.peer import SnapshotChunk, SnapshotChunkAck
+from quorumkv.errors import SnapshotCorrupt
+from quorumkv.raft.types import Message
+from quorumkv.storage.protocols import NodeStore, SnapshotReader, SnapshotWriter, StagedSnapshot
+
+
+@dataclass(slots=True)
+class _OutgoingStream:
+    stream_id: int
+    target: int
+    reader: SnapshotReader
+    message: Message
+    next_sequence: int = 0
+    acknowledged: int = -1
+    finished_reading: bool = False
+    idle_ticks: int = 0
+    unacknowledged: dict[int, SnapshotChunk] = field(default_factory=dict)
+
+
+class SnapshotSender:
+    """The sending side for all shards of one node."""
+
+    def __init__(self, store: NodeStore, node_id: int,
+                 chunk_bytes_max: int = limits.snapshot_chunk_bytes_max) -> None:
+        self._store = store
+        self._node_id = node_id
+        self._chunk_bytes_max = chunk_bytes_max
+        self._streams: dict[tuple[int, int], _OutgoingStream] = {}  # (group, target) -> stream
+        self._next_stream_id = 1
+
+    def start(self, message: Message) -> list[SnapshotChunk]:
+        """Begin streaming for a SNAPSHOT message from the core; returns the first chunks.
+
+        A transfer already running to the same replica of the same shard is replaced."""
+        key = (message.group_id, message.target)
+        self._close(key)
+        reader = self._store.open_snapshot(message.group_id)
+        outgoing = replace(message, snapshot=reader.meta)
+        stream = _OutgoingStream(self._next_stream_id, message.target, reader, outgoing)
+        self._next_stream_id += 1
+        self._streams[key] = stream
+        return self._fill_window(stream)
+
+    def on_ack(self, ack: SnapshotChunkAck) -> tuple[list[SnapshotChunk], bool | None]:
+        """Handle a receiver's acknowledgement: (more chunks to send, outcome).
+
+        outcome is True when the whole image was acknowledged, False when the receiver
+        abandoned it, None while it goes on."""
+        key = (ack.group_id, ack.source)
+        stream = self._streams.get(key)
+        if stream is None or stream.stream_id != ack.stream_id:
+            return [], None
+        if not ack.accepted:
+            self._close(key)
+            return [], False
+        stream.idle_ticks = 0
+        stream.unacknowledged.pop(ack.sequence, None)
+        stream.acknowledged = max(stream.acknowledged, ack.sequence)
+        if stream.finished_reading and not stream.unacknowledged:
+            self._close(key)
+            return [], True
+        return self._fill_window(stream), None
+
+    def tick(self, timeout_ticks: int) -> list[tuple[int, int]]:
+        """Age every stream; returns (group, target) of those abandoned for silence."""
+        expired = []
+        for key, stream in self._streams.items():
+            stream.idle_ticks += 1
+            if stream.idle_ticks > timeout_ticks:
+                expired.append(key)
+        for key in expired:
+            self._close(key)
+        return expired
+
+    def abort_group(self, group_id: int) -> None:
+        """Stop every transfer of one shard (the replica stepped down or was removed)."""
+        for key in [k for k in self._streams if k[0] == group_id]:
+            self._close(key)
+
+    def active(self) -> list[tuple[int, int]]:
+        return sorted(self._streams)
+
+    def _fill_window(self, stream: _OutgoingStream) -> list[SnapshotChunk]:
+        chunks = []
+        while (not stream.finished_reading
+               and len(stream.unacknowledged) < limits.snapshot_chunks_inflight_max):
+            data = stream.reader.read_chunk(self._chunk_bytes_max)
+            last = data == b""
+            if last:
+                stream.finished_reading = True
+            chunk = SnapshotChunk(
+                group_id=stream.message.group_id, source=self._node_id, target=stream.target,
+                stream_id=stream.stream_id, sequence=stream.next_sequence, data=data,
+                checksum=zlib.crc32(data), last=last, meta=stream.reader.meta,
+                message=stream.message)
+            stream.next_sequence += 1
+            stream.unacknowledged[chunk.sequence] = chunk
+            chunks.append(chunk)
+        return chunks
+
+    def _close(self, key: tuple[int, int]) -> None:
+        stream = self._streams.pop(key, None)
+        if stream is not None:
+            stream.reader.close()
+
+
+@dataclass(slots=True)
+class _IncomingStream:
+    stream_id: int
+    source: int
+    writer: SnapshotWriter
+    next_sequence: int = 0
+    idle_ticks: int = 0
+
+
+class SnapshotReceiver:
+    """The receiving side for all shards of one node."""
+
+    def __init__(self, store: NodeStore, node_id: int) -> None:
+        self._store = store
+        self._node_id = node_id
+        self._streams: dict[int, _IncomingStream] = {}  # group -> stream
+        self._staged: dict[int, StagedSnapshot] = {}  # group -> verified image awaiting install
+
+    def on_chunk(self, chunk: SnapshotChunk) -> tuple[SnapshotChunkAck, Message | None]:
+        """Stage one chunk; returns the ack to send and, after the last chunk, the SNAPSHOT
+        message to step into the core."""
+        group = chunk.group_id
+        stream = self._streams.get(group)
+        if chunk.sequence == 0:
+            if stream is not None:
+                stream.writer.abort()
+            writer = self._store.snapshot_writer(group, chunk.meta)
+            stream = _IncomingStream(chunk.stream_id, chunk.source, writer)
+            self._streams[group] = stream
+        if stream is None or stream.stream_id != chunk.stream_id:
+            return self._ack(chunk, accepted=False), None
+        if chunk.sequence < stream.next_sequence:
+            return self._ack(chunk, accepted=True), None  # a duplicate: already staged
+        try:
+            self._stage(stream, chunk)
+        except SnapshotCorrupt:
+            self._abandon(group)
+            return self._ack(chunk, accepted=False), None
+        if not chunk.last:
+            return self._ack(chunk, accepted=True), None
+        return self._finish(group, stream, chunk)
+
+    def staged(self, group_id: int) -> StagedSnapshot | None:
+        return self._staged.get(group_id)
+
+    def take_staged(self, group_id: int) -> StagedSnapshot | None:
+        """The verified image for a shard, removed from the receiver (the host installs it)."""
+        return self._staged.pop(group_id, None)
+
+    def tick(self, timeout_ticks: int) -> None:
+        """Abandon transfers that have been silent too long."""
+        for group, stream in list(self._streams.items()):
+            stream.idle_ticks += 1
+            if stream.idle_ticks > timeout_ticks:
+                self._abandon(group)
+
+    def _stage(self, stream: _IncomingStream, chunk: SnapshotChunk) -> None:
+        if chunk.sequence != stream.next_sequence:
+            raise SnapshotCorrupt(chunk.group_id, f"chunk {chunk.sequence} arrived out of order "
+                                  f"(expected {stream.next_sequence})")
+        if zlib.crc32(chunk.data) != chunk.checksum:
+            raise SnapshotCorrupt(chunk.group_id, f"chunk {chunk.sequence} failed its checksum")
+        if chunk.data:
+            stream.writer.write_chunk(chunk.data)
+        stream.next_sequence += 1
+        stream.idle_ticks = 0
+
+    def _finish(self, group: int, stream: _IncomingStream,
+                chunk: SnapshotChunk) -> tuple[SnapshotChunkAck, Message | None]:
+        del self._streams[group]
+        try:
+            image = stream.writer.finish()
+        except SnapshotCorrupt:
+            stream.writer.abort()
+            return self._ack(chunk, accepted=False), None
+        self._staged[group] = image
+        return self._ack(chunk, accepted=True), replace(chunk.message, snapshot=image.meta)
+
+    def _abandon(self, group: int) -> None:
+        stream = self._streams.pop(group, None)
+        if stream is not None:
+            stream.writer.abort()
+
+    def _ack(self, chunk: SnapshotChunk, accepted: bool) -> SnapshotChunkAck:
+        return SnapshotChunkAck(chunk.group_id, self._node_id, chunk.source, chunk.stream_id,
+                                chunk.sequence, accepted)
