@@ -1,0 +1,104 @@
+"""The fault schedule: when each kind of fault strikes, and what shape it takes.
+
+Each fault kind the run's options enable (partition, crash, membership, transfer) has its own
+next due time, drawn from the fault Random as an interval in [interval / 2, 3 * interval / 2):
+kinds strike independently, so they overlap (a crash during a partition during a membership
+change). The simulator asks for the next due time of each kind and, when one comes, asks here
+for the fault's shape, then applies it to the cluster.
+
+Partition shapes (Jepsen's nemeses): `split` (two sides, both directions blocked), `isolate`
+(one node cut off), `one-way` (a group cannot send to the rest, which can still send to it),
+`bridge` (two sides that cannot talk, and one node that talks to both).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+PARTITION_SHAPES = ("split", "isolate", "one-way", "bridge")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """Directed links blocked, and a name for the trace."""
+
+    shape: str
+    blocked: frozenset[tuple[int, int]]
+
+    def describe(self) -> str:
+        links = " ".join(f"{a}->{b}" for a, b in sorted(self.blocked))
+        return f"{self.shape} [{links}]"
+
+
+def next_interval_us(rng: random.Random, mean_us: int) -> int:
+    """Time until the next fault of a kind whose mean interval is `mean_us`."""
+    return rng.randint(mean_us // 2, mean_us + mean_us // 2)
+
+
+def choose_partition(rng: random.Random, nodes: list[int]) -> Partition:
+    """A partition of `nodes` (ascending), of a shape drawn at random."""
+    shape = rng.choice(PARTITION_SHAPES)
+    order = list(nodes)
+    rng.shuffle(order)
+    if len(order) < 3 and shape == "bridge":
+        shape = "split"
+    if shape == "isolate":
+        cut = 1
+    else:
+        cut = rng.randint(1, len(order) - 1)
+    side_a, side_b = order[:cut], order[cut:]
+    if shape == "bridge":
+        (side_b if len(side_b) > 1 else side_a).pop()  # that node talks to both sides
+        blocked = _both_ways(side_a, side_b)
+    elif shape == "one-way":
+        blocked = {(a, b) for a in side_a for b in side_b}
+    else:
+        blocked = _both_ways(side_a, side_b)
+    return Partition(shape, frozenset(blocked))
+
+
+def _both_ways(side_a: list[int], side_b: list[int]) -> set[tuple[int, int]]:
+    return {(a, b) for a in side_a for b in side_b} | {(b, a) for a in side_a for b in side_b}
+
+
+def choose_duration_us(rng: random.Random, duration_max_us: int) -> int:
+    return rng.randint(max(1, duration_max_us // 5), max(1, duration_max_us))
+
+
+def choose_crash_victim(rng: random.Random, up: list[int], leaders: list[int]) -> int | None:
+    """A node to crash among those up: a leader a third of the time, when there is one."""
+    if not up:
+        return None
+    candidates = [node for node in leaders if node in up]
+    if candidates and rng.random() < 0.33:
+        return rng.choice(candidates)
+    return rng.choice(up)
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChoice:
+    """A change to propose: `action` is add-learner, promote, remove-voter or remove-learner."""
+
+    action: str
+    node_id: int
+
+
+def choose_membership_change(
+    rng: random.Random,
+    voters: list[int],
+    learners: list[int],
+    candidates: list[int],
+    voters_min: int = 3,
+) -> MembershipChoice | None:
+    """A valid change for a shard with these voters and learners; `candidates` are nodes that
+    may join as new learners (never members before: replica ids are not reused)."""
+    options: list[MembershipChoice] = []
+    options.extend(MembershipChoice("add-learner", node) for node in candidates)
+    options.extend(MembershipChoice("promote", node) for node in learners)
+    options.extend(MembershipChoice("remove-learner", node) for node in learners)
+    if len(voters) > voters_min:
+        options.extend(MembershipChoice("remove-voter", node) for node in voters)
+    if not options:
+        return None
+    return rng.choice(options)

@@ -1,0 +1,159 @@
+"""The options of one simulated run, drawn from its seed (swarm testing).
+
+Rather than run every seed with every fault at a fixed rate, each seed first draws which faults
+are on and how often they strike (Groce et al., "Swarm Testing", 2012): a run with only
+partitions, or with no loss but frequent crashes, reaches states a blend of everything would
+rarely reach. The options are printed before the run so a failing seed says what it exercised,
+and `--seed N` replays them exactly: they are drawn from the first child Random of the seed.
+
+Simulated time is in microseconds; the Raft core ticks every `tick_us` of a node's clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TypeVar
+
+from quorumkv import limits
+
+DISKS = ("memory", "rocksdb")
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """Everything that shapes one run; see docs/simulator.md for each field."""
+
+    seed: int
+    disk: str = "memory"
+    voters: int = 3  # initial voters of every shard; node ids 1..voters
+    spare_nodes: int = 1  # fresh nodes that membership changes may add
+    shards: int = 1
+    tick_us: int = 10_000
+    fault_ticks: int = 400  # length of the fault phase
+    liveness_ticks_max: int = limits.sim_liveness_ticks_max
+    # Raft and host settings
+    election_timeout_ticks: int = limits.election_timeout_ticks
+    heartbeat_interval_ticks: int = 2
+    pre_vote: bool = True
+    check_quorum: bool = True
+    read_only: str = "safe"
+    log_compaction_entries_min: int = 64
+    # clock
+    clock_jitter_us: int = 0  # each tick interval drawn in tick_us +- this
+    clock_offset_max_us: int = 0  # each node's wall clock is off by up to this
+    process_delay_us: int = 200  # host loop latency: events within it are batched
+    # network
+    delay_min_us: int = 500
+    delay_max_us: int = 5_000
+    reorder: bool = False  # without it each link delivers in order
+    loss_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    # faults: mean interval between two of a kind, 0 = off
+    partition_interval_us: int = 0
+    partition_duration_max_us: int = 0
+    crash_interval_us: int = 0
+    downtime_max_us: int = 0
+    torn_write_rate: float = 0.0
+    membership_interval_us: int = 0
+    transfer_interval_us: int = 0
+    # workload
+    clients: int = 3
+    keys: int = 3
+    read_weight: int = 3
+    write_weight: int = 3
+    cas_weight: int = 2
+    think_max_us: int = 20_000
+    operation_timeout_ticks: int = 60
+
+    def describe(self) -> str:
+        """One line of `name=value` pairs, in field order (printed before every run)."""
+        parts = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float):
+                value = f"{value:.3f}"
+            parts.append(f"{item.name}={value}")
+        return " ".join(parts)
+
+    def enabled_faults(self) -> list[str]:
+        """The fault kinds this run injects, in a fixed order."""
+        kinds = []
+        if self.loss_rate > 0:
+            kinds.append("loss")
+        if self.duplicate_rate > 0:
+            kinds.append("duplicate")
+        if self.reorder:
+            kinds.append("reorder")
+        if self.partition_interval_us:
+            kinds.append("partition")
+        if self.crash_interval_us:
+            kinds.append("crash")
+        if self.torn_write_rate > 0:
+            kinds.append("torn-write")
+        if self.membership_interval_us:
+            kinds.append("membership")
+        if self.transfer_interval_us:
+            kinds.append("transfer")
+        if self.clock_jitter_us or self.clock_offset_max_us:
+            kinds.append("clock")
+        return kinds
+
+
+def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOptions:
+    """The options of seed `seed`, drawn from `rng` (the seed's first child Random)."""
+    tick_us = 10_000
+    read_only = "lease" if rng.random() < 0.2 else "safe"
+    check_quorum = read_only == "lease" or rng.random() < 0.7
+    lease = read_only == "lease"
+    return SimOptions(
+        seed=seed,
+        disk=disk,
+        voters=rng.choice((3, 3, 5)),
+        spare_nodes=rng.choice((0, 1, 2)),
+        shards=rng.choice((1, 1, 2)),
+        tick_us=tick_us,
+        fault_ticks=rng.randint(250, 450),
+        election_timeout_ticks=rng.choice((8, 10, 12)),
+        heartbeat_interval_ticks=rng.choice((1, 2, 3)),
+        pre_vote=rng.random() < 0.7,
+        check_quorum=check_quorum,
+        read_only=read_only,
+        log_compaction_entries_min=rng.choice((16, 64, 256, limits.log_compaction_entries_min)),
+        # A lease assumes clocks drift by less than lease_drift_ticks over an election
+        # timeout: keep the jitter well inside that bound when leases are on.
+        clock_jitter_us=_maybe(rng, 0.5, lambda: rng.randint(1, tick_us // (50 if lease else 5))),
+        clock_offset_max_us=_maybe(rng, 0.5, lambda: rng.randint(1, 5_000_000)),
+        process_delay_us=rng.choice((0, 100, 500, 2_000)),
+        delay_min_us=(delay_min := rng.randint(100, 2_000)),
+        delay_max_us=delay_min + rng.choice((500, 5_000, 30_000)),
+        reorder=rng.random() < 0.4,
+        loss_rate=_maybe(rng, 0.4, lambda: rng.uniform(0.01, 0.25)),
+        duplicate_rate=_maybe(rng, 0.3, lambda: rng.uniform(0.01, 0.15)),
+        partition_interval_us=_maybe(rng, 0.5, lambda: rng.randint(30, 150) * tick_us),
+        partition_duration_max_us=rng.randint(10, 80) * tick_us,
+        crash_interval_us=_maybe(rng, 0.5, lambda: rng.randint(30, 200) * tick_us),
+        downtime_max_us=rng.randint(5, 60) * tick_us,
+        torn_write_rate=_maybe(rng, 0.5, lambda: rng.uniform(0.1, 0.9)),
+        membership_interval_us=_maybe(rng, 0.35, lambda: rng.randint(40, 150) * tick_us),
+        transfer_interval_us=_maybe(rng, 0.3, lambda: rng.randint(30, 150) * tick_us),
+        clients=rng.randint(2, 5),
+        keys=rng.randint(1, 4),
+        read_weight=rng.randint(1, 4),
+        write_weight=rng.randint(1, 4),
+        cas_weight=rng.randint(0, 3),
+        think_max_us=rng.choice((1_000, 10_000, 50_000)),
+        operation_timeout_ticks=rng.choice((30, 60, 120)),
+    )
+
+
+Number = TypeVar("Number", int, float)
+
+
+def _maybe(rng: random.Random, probability: float, draw: Callable[[], Number]) -> Number:
+    """`draw()` with the given probability, else 0 (off). Always consumes the same draws, so
+    turning one fault off does not shift the options drawn after it."""
+    enabled = rng.random() < probability
+    value = draw()
+    return value if enabled else type(value)(0)

@@ -1,0 +1,611 @@
+"""The deterministic whole-cluster simulator: production hosts on a simulated world.
+
+Theory of operation. One seed drives everything. `Random(seed)` is split, in a fixed order, into
+child Randoms for the options, the network, the disks, the clocks, the workload, the faults and
+the hosts (each host incarnation gets its own child). An event queue (sim/event_queue.py) orders
+everything by simulated time, ties broken by scheduling order, so a seed replays exactly.
+
+The world around the production code:
+- each node is a quorumkv.host.Host on its own store (sim/disk.py), ticked by its own clock:
+  a tick every `tick_us` give or take `clock_jitter_us`, and a wall clock (`clock_ms`, which
+  the leader stamps into commands) off by a fixed per-node offset;
+- after any input (tick, message, client command, fault) a node runs its Ready driver
+  (`Host.process`) `process_delay_us` later; inputs arriving meanwhile share that cycle, which
+  is how group commit happens in the real server;
+- messages cross sim/network.py; clients are sim/workload.py;
+- faults (sim/faults.py) strike during the fault phase: partitions, crashes (the store keeps
+  what a crash keeps; the node restarts later from it), membership changes, leader transfers.
+
+Then the liveness phase heals everything (network whole, loss and duplication off, crashed
+nodes restarted) and requires, within `liveness_ticks_max`, a leader of every shard and a client
+write committed on every shard. The run then settles briefly so replicas catch up, and the
+checkers (sim/checks.py) judge the records (sim/recorder.py): any violation fails the seed, as
+does any exception escaping the production code (an invariant violation is a bug found).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from quorumkv import limits
+from quorumkv.codec.peer import PeerMessage
+from quorumkv.host.host import BOOTSTRAP_INDEX, Host, HostConfig
+from quorumkv.invariant import invariant
+from quorumkv.raft.confchange import ConfChange
+from quorumkv.raft.types import ConfState
+from quorumkv.sim import checks, faults
+from quorumkv.sim.disk import Disks
+from quorumkv.sim.event_queue import EventQueue
+from quorumkv.sim.network import Envelope, Network
+from quorumkv.sim.options import SimOptions, draw_options
+from quorumkv.sim.recorder import Recorder
+from quorumkv.sim.records import LogImage, Violation, entry_digest
+from quorumkv.sim.trace import Trace
+from quorumkv.sim.workload import Workload
+from quorumkv.storage.protocols import NodeStore, iterate_scan
+
+SETTLE_TICKS = 30
+"""Ticks the run goes on after liveness is shown, so followers catch up before the end checks."""
+
+Listener = Callable[[str, str], None]
+
+
+@dataclass(slots=True)
+class SimNode:
+    """One simulated machine: its store survives crashes, its host does not."""
+
+    node_id: int
+    store: NodeStore
+    clock_offset_us: int
+    host: Host | None = None
+    incarnation: int = 0
+    process_pending: bool = False
+
+
+class _Transport:
+    """A node's view of the network (host.Transport)."""
+
+    def __init__(self, simulation: Simulation, node_id: int) -> None:
+        self._simulation = simulation
+        self._node_id = node_id
+
+    def send(self, target_node: int, message: PeerMessage) -> None:
+        self._simulation.network.send(self._simulation.queue.now_us, self._node_id,
+                                      target_node, message)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of one seed."""
+
+    options: SimOptions
+    violations: list[Violation]
+    summary: dict[str, object]
+    trace_hash: str
+    trace_lines: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+class Simulation:
+    """One run: build the cluster, drive it through the fault and liveness phases, check it."""
+
+    def __init__(self, options: SimOptions, keep_trace: bool = False,
+                 listener: Listener | None = None) -> None:
+        self.options = options
+        master = random.Random(options.seed)
+        master.getrandbits(64)  # the options' child (see run_seed): drawn before this
+        self._network_rng = random.Random(master.getrandbits(64))
+        self._disk_rng = random.Random(master.getrandbits(64))
+        self._clock_rng = random.Random(master.getrandbits(64))
+        self._workload_rng = random.Random(master.getrandbits(64))
+        self._fault_rng = random.Random(master.getrandbits(64))
+        self._host_rng = random.Random(master.getrandbits(64))
+        self._listener = listener
+        self.trace = Trace(keep_lines=keep_trace)
+        self.queue = EventQueue()
+        self.network = Network(
+            self._network_rng, self.trace, self._schedule_delivery, options.delay_min_us,
+            options.delay_max_us, options.reorder, options.loss_rate, options.duplicate_rate)
+        self.disks = Disks(options.disk, self._disk_rng, options.torn_write_rate)
+        self.nodes: dict[int, SimNode] = {}
+        self.recorder = Recorder(self.trace, lambda: self.queue.now_us, self._term_of,
+                                 self._incarnation_of, listener)
+        self.workload = Workload(
+            self._workload_rng, self.trace, options.clients, max(options.keys, options.shards),
+            options.shards, (options.read_weight, options.write_weight, options.cas_weight),
+            self._client_nodes)
+        self.host_config = HostConfig(
+            election_timeout_ticks=options.election_timeout_ticks,
+            heartbeat_interval_ticks=options.heartbeat_interval_ticks,
+            pre_vote=options.pre_vote, check_quorum=options.check_quorum,
+            read_only=options.read_only,
+            log_compaction_entries_min=options.log_compaction_entries_min)
+        self.phase = "faults"
+        self.violations: list[Violation] = []
+        self.fault_counts: dict[str, int] = {}
+        self._members_ever: dict[int, set[int]] = {}
+        self._partition_number = 0
+        self._heal_us: int | None = None
+        self._live_us: int | None = None
+        self._live_leader_us: int | None = None
+        self._live_write_us: int | None = None
+        self._finished = False
+        self.linearizability_decided = True
+        self._handlers: dict[str, Callable[[object], None]] = {
+            "deliver": self._on_deliver, "tick": self._on_tick, "process": self._on_process,
+            "client": self._on_client, "client-timeout": self._on_client_timeout,
+            "fault": self._on_fault, "heal-partition": self._on_heal_partition,
+            "restart": self._on_restart, "liveness": self._on_liveness,
+            "liveness-check": self._on_liveness_check, "end": self._on_end,
+        }
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Run to the end (or the first exception) and check everything."""
+        try:
+            self._start()
+            self._loop()
+        except Exception as error:  # noqa: BLE001 - production code failed: that is a finding
+            self._fail_with(error)
+        try:
+            self._final_checks()
+        except Exception as error:  # noqa: BLE001
+            self._fail_with(error)
+        finally:
+            self.disks.close([node.store for node in self.nodes.values()])
+        return RunResult(self.options, self.violations, self.summary(),
+                         self.trace.hexdigest(), self.trace.lines)
+
+    def _fail_with(self, error: Exception) -> None:
+        where = traceback.format_exception(error)
+        self.violations.append(Violation(
+            "exception", f"{type(error).__name__}: {error} at {self.queue.now_us}us\n"
+            + "".join(where[-6:])))
+
+    def _loop(self) -> None:
+        deadline = limits.sim_ticks_max * self.options.tick_us
+        while not self._finished:
+            event = self.queue.pop()
+            if event is None:
+                self.violations.append(Violation("stuck", "nothing left to simulate"))
+                return
+            if event.time_us > deadline:
+                self.violations.append(Violation(
+                    "stuck", f"the run passed limits.sim_ticks_max ({limits.sim_ticks_max})"))
+                return
+            self._handlers[event.kind](event.payload)
+
+    def _start(self) -> None:
+        options = self.options
+        voters = list(range(1, options.voters + 1))
+        for shard_id in range(options.shards):
+            self._members_ever[shard_id] = set(voters)
+        for node_id in voters:
+            node = self._create_node(node_id)
+            host = self._new_host(node)
+            for shard_id in range(options.shards):
+                host.bootstrap_shard(shard_id, voters)
+            self._boot(node, host)
+        for client in self.workload.clients:
+            self.queue.push(self._workload_rng.randint(0, options.think_max_us), "client",
+                            client.client_id)
+        self._schedule_faults()
+        self.queue.push(options.fault_ticks * options.tick_us, "liveness")
+
+    def _schedule_faults(self) -> None:
+        options = self.options
+        for kind, interval in (("partition", options.partition_interval_us),
+                               ("crash", options.crash_interval_us),
+                               ("membership", options.membership_interval_us),
+                               ("transfer", options.transfer_interval_us)):
+            if interval:
+                self._schedule_fault(kind, interval)
+
+    def _schedule_fault(self, kind: str, interval_us: int) -> None:
+        delay = faults.next_interval_us(self._fault_rng, interval_us)
+        self.queue.push(self.queue.now_us + delay, "fault", kind)
+
+    # ---- nodes -------------------------------------------------------------------------------
+
+    def _create_node(self, node_id: int) -> SimNode:
+        offset_max = self.options.clock_offset_max_us
+        offset = self._clock_rng.randint(-offset_max, offset_max) if offset_max else 0
+        node = SimNode(node_id, self.disks.create(node_id), offset)
+        self.nodes[node_id] = node
+        return node
+
+    def _new_host(self, node: SimNode) -> Host:
+        clock_ms = partial(self._clock_ms, node)
+        rng = random.Random(self._host_rng.getrandbits(64))
+        return Host(node.node_id, node.store, _Transport(self, node.node_id), rng, clock_ms,
+                    self.host_config, self.recorder)
+
+    def _boot(self, node: SimNode, host: Host) -> None:
+        """Start a host on the node's store and begin ticking it."""
+        host.start()
+        node.host = host
+        self.trace.record(self.queue.now_us, f"start node {node.node_id} "
+                          f"life {node.incarnation} shards {host.shard_ids()}")
+        first_tick = self.queue.now_us + self._clock_rng.randint(1, self.options.tick_us)
+        self.queue.push(first_tick, "tick", (node.node_id, node.incarnation))
+        self._wake(node)
+
+    def _clock_ms(self, node: SimNode) -> int:
+        return max(0, self.queue.now_us + node.clock_offset_us) // 1000
+
+    def _term_of(self, node_id: int, shard_id: int) -> int:
+        host = self.nodes[node_id].host
+        return host.replica(shard_id).node.term if host is not None else 0
+
+    def _incarnation_of(self, node_id: int) -> int:
+        return self.nodes[node_id].incarnation
+
+    def _up(self) -> list[int]:
+        return [node_id for node_id, node in sorted(self.nodes.items()) if node.host is not None]
+
+    def _client_nodes(self) -> list[int]:
+        return sorted(self.nodes)
+
+    def _leader(self, shard_id: int) -> SimNode | None:
+        """The up node that believes it leads the shard, the highest term winning."""
+        best: tuple[int, SimNode] | None = None
+        for node_id in self._up():
+            node = self.nodes[node_id]
+            host = node.host
+            if host is not None and shard_id in host.shard_ids() and host.is_leader(shard_id):
+                term = host.replica(shard_id).node.term
+                if best is None or term > best[0]:
+                    best = (term, node)
+        return best[1] if best is not None else None
+
+    def _wake(self, node: SimNode) -> None:
+        """Run the node's Ready driver soon (inputs arriving meanwhile share the cycle)."""
+        if not node.process_pending and node.host is not None:
+            node.process_pending = True
+            self.queue.push(self.queue.now_us + self.options.process_delay_us, "process",
+                            (node.node_id, node.incarnation))
+
+    def _live_node(self, payload: object) -> SimNode | None:
+        node_id, incarnation = payload  # type: ignore[misc]
+        node = self.nodes[node_id]
+        if node.host is None or node.incarnation != incarnation:
+            return None
+        return node
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def _schedule_delivery(self, time_us: int, envelope: Envelope) -> None:
+        self.queue.push(time_us, "deliver", envelope)
+
+    def _on_deliver(self, payload: object) -> None:
+        envelope: Envelope = payload  # type: ignore[assignment]
+        node = self.nodes.get(envelope.target)
+        if node is None or node.host is None:
+            self.trace.record(self.queue.now_us, f"drop #{envelope.number} "
+                              f"{envelope.source}->{envelope.target} node down")
+            return
+        message = self.network.arrive(self.queue.now_us, envelope)
+        if message is not None:
+            node.host.receive(message)
+            self._wake(node)
+
+    def _on_tick(self, payload: object) -> None:
+        node = self._live_node(payload)
+        if node is None or node.host is None:
+            return
+        self.trace.record(self.queue.now_us, f"tick {node.node_id}")
+        node.host.tick()
+        jitter = self.options.clock_jitter_us
+        interval = self.options.tick_us + (self._clock_rng.randint(-jitter, jitter) if jitter else 0)
+        self.queue.push(self.queue.now_us + interval, "tick", payload)
+        self._wake(node)
+
+    def _on_process(self, payload: object) -> None:
+        node = self._live_node(payload)
+        if node is None or node.host is None:
+            return
+        node.process_pending = False
+        if node.host.process():
+            self._wake(node)  # there may be more: run another cycle
+
+    # ---- clients -----------------------------------------------------------------------------
+
+    def _on_client(self, payload: object) -> None:
+        client = self.workload.clients[int(payload) - 1]  # type: ignore[call-overload]
+        if client.pending is not None or self._finished:
+            return
+        now = self.queue.now_us
+        operation = self.workload.invoke(client, now)
+        node = self.nodes.get(operation.node_id)
+        if node is None or node.host is None:
+            self.workload.node_down(client, operation, now, crashed=False)
+            self._client_later(client.client_id)
+            return
+        timeout = now + self.options.operation_timeout_ticks * self.options.tick_us
+        self.queue.push(timeout, "client-timeout", (client.client_id, operation.number))
+        name, args = operation.command
+        done = partial(self._client_done, client.client_id, operation.number)
+        node.host.submit(operation.shard_id, name, args, done)
+        self._wake(node)
+
+    def _client_done(self, client_id: int, number: int, result: object) -> None:
+        client = self.workload.clients[client_id - 1]
+        operation = client.pending
+        if operation is None or operation.number != number:
+            return  # answered after the client gave up on it
+        outcome = self.workload.complete(client, operation, result, self.queue.now_us)
+        if outcome == "ok" and operation.function != "read" and self._listener is not None:
+            self._listener("client", f"client {client_id} {operation.function} "
+                           f"{operation.key}={operation.value!r} ok")
+        self._client_later(client_id)
+
+    def _client_later(self, client_id: int) -> None:
+        delay = self._workload_rng.randint(0, self.options.think_max_us)
+        self.queue.push(self.queue.now_us + delay, "client", client_id)
+
+    def _on_client_timeout(self, payload: object) -> None:
+        client_id, number = payload  # type: ignore[misc]
+        client = self.workload.clients[client_id - 1]
+        operation = client.pending
+        if operation is None or operation.number != number:
+            return
+        self.workload.timeout(client, operation, self.queue.now_us)
+        self._client_later(client_id)
+
+    # ---- faults ------------------------------------------------------------------------------
+
+    def _count_fault(self, kind: str, text: str) -> None:
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+        self.trace.record(self.queue.now_us, f"fault {kind} {text}")
+        if self._listener is not None:
+            self._listener("fault", f"{kind} {text}")
+
+    def _on_fault(self, payload: object) -> None:
+        kind = str(payload)
+        if self.phase != "faults":
+            return
+        options = self.options
+        if kind == "partition":
+            self._fault_partition()
+            self._schedule_fault(kind, options.partition_interval_us)
+        elif kind == "crash":
+            self._fault_crash()
+            self._schedule_fault(kind, options.crash_interval_us)
+        elif kind == "membership":
+            self._fault_membership()
+            self._schedule_fault(kind, options.membership_interval_us)
+        elif kind == "transfer":
+            self._fault_transfer()
+            self._schedule_fault(kind, options.transfer_interval_us)
+
+    def _fault_partition(self) -> None:
+        partition = faults.choose_partition(self._fault_rng, sorted(self.nodes))
+        self._partition_number += 1
+        self.network.partition(partition.blocked)
+        duration = faults.choose_duration_us(self._fault_rng,
+                                             self.options.partition_duration_max_us)
+        self._count_fault("partition", f"{partition.describe()} for {duration}us")
+        self.queue.push(self.queue.now_us + duration, "heal-partition", self._partition_number)
+
+    def _on_heal_partition(self, payload: object) -> None:
+        if payload == self._partition_number and self.network.blocked_links:
+            self.network.heal()
+            self._count_fault("heal", "network whole again")
+
+    def _fault_crash(self) -> None:
+        leaders = [leader.node_id for shard_id in range(self.options.shards)
+                   if (leader := self._leader(shard_id)) is not None]
+        victim = faults.choose_crash_victim(self._fault_rng, self._up(), leaders)
+        if victim is None:
+            return
+        self._crash(self.nodes[victim])
+        downtime = self._fault_rng.randint(1, max(1, self.options.downtime_max_us))
+        self.queue.push(self.queue.now_us + downtime, "restart", victim)
+
+    def _crash(self, node: SimNode) -> None:
+        now = self.queue.now_us
+        self._capture_images(node, f"before crash at {now}us")
+        node.host = None
+        node.incarnation += 1
+        node.process_pending = False
+        for client in self.workload.clients:
+            operation = client.pending
+            if operation is not None and operation.node_id == node.node_id:
+                self.workload.node_down(client, operation, now, crashed=True)
+                self._client_later(client.client_id)
+        node.store = self.disks.crash(node.node_id, node.store)
+        self._count_fault("crash", f"node {node.node_id}")
+        self._capture_images(node, f"after crash at {now}us")
+
+    def _on_restart(self, payload: object) -> None:
+        node = self.nodes[int(payload)]  # type: ignore[call-overload]
+        if node.host is not None:
+            return
+        self._count_fault("restart", f"node {node.node_id}")
+        self._boot(node, self._new_host(node))
+
+    def _fault_transfer(self) -> None:
+        shard_id = self._fault_rng.randrange(self.options.shards)
+        leader = self._leader(shard_id)
+        if leader is None or leader.host is None:
+            return
+        voters = [v for v in self._conf_state(leader, shard_id).voters if v != leader.node_id]
+        if not voters:
+            return
+        target = self._fault_rng.choice(sorted(voters))
+        self._count_fault("transfer", f"shard {shard_id} from node {leader.node_id} "
+                          f"to node {target}")
+        leader.host.transfer_leader(shard_id, target)
+        self._wake(leader)
+
+    def _conf_state(self, node: SimNode, shard_id: int) -> ConfState:
+        invariant(node.host is not None, "the configuration of a crashed node was asked for")
+        return node.host.replica(shard_id).applied.conf_state  # type: ignore[union-attr]
+
+    def _fault_membership(self) -> None:
+        shard_id = self._fault_rng.randrange(self.options.shards)
+        leader = self._leader(shard_id)
+        if leader is None or leader.host is None:
+            return
+        conf = self._conf_state(leader, shard_id)
+        if conf.voters_outgoing:
+            return  # a joint configuration is being left
+        spare_ids = range(1, self.options.voters + self.options.spare_nodes + 1)
+        candidates = [n for n in spare_ids if n not in self._members_ever[shard_id]
+                      and (n not in self.nodes or self.nodes[n].host is not None)]
+        choice = faults.choose_membership_change(
+            self._fault_rng, sorted(conf.voters), sorted(conf.learners), candidates)
+        if choice is None:
+            return
+        change = self._membership_change(shard_id, choice)
+        self._count_fault("membership", f"shard {shard_id} {change} via node {leader.node_id}")
+        done = partial(self._membership_done, shard_id, str(change))
+        leader.host.propose_conf_change(shard_id, change, done)
+        self._wake(leader)
+
+    def _membership_change(self, shard_id: int, choice: faults.MembershipChoice) -> ConfChange:
+        if choice.action == "add-learner":
+            self._members_ever[shard_id].add(choice.node_id)
+            self._prepare_replica(choice.node_id, shard_id)
+            return ConfChange.add_learner(choice.node_id)
+        if choice.action == "promote":
+            return ConfChange.promote_learner(choice.node_id)
+        return ConfChange.remove(choice.node_id)
+
+    def _prepare_replica(self, node_id: int, shard_id: int) -> None:
+        """An empty replica on the joining node, waiting for the leader's snapshot."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self._create_node(node_id)
+            host = self._new_host(node)
+            host.create_replica(shard_id)
+            self._boot(node, host)
+        elif node.host is not None and shard_id not in node.host.shard_ids():
+            node.host.create_replica(shard_id)
+
+    def _membership_done(self, shard_id: int, change: str, result: object) -> None:
+        outcome = type(result).__name__ if isinstance(result, BaseException) else "applied"
+        self.trace.record(self.queue.now_us, f"membership shard {shard_id} {change}: {outcome}")
+
+    # ---- liveness ----------------------------------------------------------------------------
+
+    def _on_liveness(self, payload: object) -> None:
+        """End of the fault phase: heal everything and start the liveness clock."""
+        self.phase = "liveness"
+        now = self.queue.now_us
+        self._heal_us = now
+        self.network.heal()
+        self.network.set_faults(0.0, 0.0)
+        self._count_fault("heal", "all: network whole, loss and duplication off, "
+                          "crashed nodes restarted")
+        for node_id in sorted(self.nodes):
+            node = self.nodes[node_id]
+            if node.host is None:
+                self._boot(node, self._new_host(node))
+        self.queue.push(now + self.options.tick_us, "liveness-check")
+
+    def _on_liveness_check(self, payload: object) -> None:
+        now = self.queue.now_us
+        heal = self._heal_us or 0
+        if self._live_leader_us is None and all(
+                self._leader(shard_id) is not None for shard_id in range(self.options.shards)):
+            self._live_leader_us = now
+        if self._live_write_us is None:
+            shards_written = {shard for shard, invoked, _ in self.workload.writes_ok
+                              if invoked >= heal}
+            if len(shards_written) == self.options.shards:
+                self._live_write_us = now
+        deadline = heal + self.options.liveness_ticks_max * self.options.tick_us
+        if self._live_leader_us is not None and self._live_write_us is not None:
+            self._live_us = now
+            if self._listener is not None:
+                self._listener("liveness", f"leader and a committed write "
+                               f"{(now - heal) // self.options.tick_us} ticks after healing")
+            self.queue.push(now + SETTLE_TICKS * self.options.tick_us, "end")
+        elif now >= deadline:
+            self.queue.push(now, "end")
+        else:
+            self.queue.push(now + self.options.tick_us, "liveness-check")
+
+    def _on_end(self, payload: object) -> None:
+        self._finished = True
+        self.phase = "end"
+
+    # ---- checking ----------------------------------------------------------------------------
+
+    def _capture_images(self, node: SimNode, moment: str) -> None:
+        store = node.store
+        for shard_id in store.shard_ids():
+            log = store.log(shard_id)
+            first, last = log.first_index(), log.last_index()
+            entries = log.entries(first, last + 1, 1 << 62) if last >= first else []
+            self.recorder.add_image(LogImage(
+                node.node_id, shard_id, moment, first - 1, log.term(first - 1),
+                tuple((e.index, e.term, entry_digest(e)) for e in entries)))
+
+    def _final_checks(self) -> None:
+        recorder = self.recorder
+        for node_id in sorted(self.nodes):
+            self._capture_images(self.nodes[node_id], "end")
+        found = self.violations
+        found += checks.check_election_safety(recorder.leaders)
+        found += checks.check_log_matching(recorder.images)
+        found += checks.check_leader_completeness(recorder.leaders, recorder.applied)
+        found += checks.check_state_machine_safety(recorder.applied)
+        found += checks.check_replica_convergence(self._replica_states())
+        linearizability, decided = checks.check_linearizability(self.workload.history)
+        found += linearizability
+        self.linearizability_decided = decided
+        if self._heal_us is not None and not any(v.check in ("exception", "stuck") for v in found):
+            deadline = self._heal_us + self.options.liveness_ticks_max * self.options.tick_us
+            found += checks.check_liveness(self._heal_us, deadline, self._live_leader_us,
+                                           self._live_write_us)
+        found += [Violation("workload", anomaly) for anomaly in self.workload.anomalies]
+
+    def _replica_states(self) -> list[tuple[int, int, int, int]]:
+        states = []
+        for node_id in self._up():
+            store = self.nodes[node_id].store
+            for shard_id in store.shard_ids():
+                shard = store.shard(shard_id)
+                digest = hashlib.blake2b(digest_size=8)
+                for key, value in iterate_scan(shard, b"", None, 256):
+                    digest.update(len(key).to_bytes(4, "big") + key)
+                    digest.update(len(value).to_bytes(4, "big") + value)
+                states.append((node_id, shard_id, shard.applied().index,
+                               int.from_bytes(digest.digest(), "big")))
+        return states
+
+    def summary(self) -> dict[str, object]:
+        recorder = self.recorder
+        counts = self.workload.counts
+        return {
+            "ticks": self.queue.now_us // self.options.tick_us,
+            "elections": len(recorder.leaders),
+            "terms": max(recorder.terms_max.values(), default=0),
+            "committed": sum(index - BOOTSTRAP_INDEX for index in recorder.applied_max.values()),
+            "ops": f"ok={counts['ok']} fail={counts['fail']} info={counts['info']}",
+            "faults": " ".join(f"{k}={v}" for k, v in sorted(self.fault_counts.items()))
+                      or "none",
+            "network": " ".join(f"{k}={v}" for k, v in self.network.counts.items()),
+            "liveness_ticks": (None if self._live_us is None or self._heal_us is None
+                               else (self._live_us - self._heal_us) // self.options.tick_us),
+            "linearizability": "checked" if self.linearizability_decided else "unknown",
+            "trace_events": self.trace.count,
+        }
+
+
+def run_seed(seed: int, disk: str = "memory", keep_trace: bool = False,
+             listener: Listener | None = None) -> RunResult:
+    """Draw the options of `seed` and run it."""
+    options = draw_options(seed, random.Random(random.Random(seed).getrandbits(64)), disk)
+    return Simulation(options, keep_trace, listener).run()
