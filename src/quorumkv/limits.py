@@ -80,3 +80,51 @@ expire_interval_ticks = 10
 
 expire_deletions_per_round_max = 64
 """Expired keys a leader proposes to delete per round at most."""
+
+# ---- Server (wall-clock time, connections, queues) -------------------------------------------
+
+request_timeout_ms = 5_000
+"""A client command not completed in this time is answered: -TRYAGAIN if it was never proposed
+(or is a read), -UNKNOWN (outcome unknown) if it may have been proposed."""
+
+leader_wait_election_timeouts = 3
+"""A command arriving while no leader is known waits this many election timeouts for one to be
+elected before it is answered -TRYAGAIN."""
+
+client_connections_max = 10_000
+"""Client connections a node accepts at once (Redis's maxclients default); more are refused."""
+
+client_pending_commands_max = 1_024
+"""Commands of one client connection parsed but not yet answered before the node stops reading
+from it (pipelining back-pressure)."""
+
+client_write_buffer_bytes_max = 4 * 1024 * 1024
+"""Bytes of replies buffered for one client before the node stops reading its commands."""
+
+forward_requests_pending_max = 100_000
+"""Commands this node has forwarded to leaders and awaits answers for, over all connections."""
+
+driver_cycles_per_iteration_max = 64
+"""Ready cycles the driver runs back to back before yielding to the event loop."""
+
+peer_frame_bytes_max = 64 * 1024 * 1024
+"""Bytes of one peer frame body at most; a longer frame closes the connection."""
+
+peer_send_queue_frames_max = 16_384
+"""Frames queued for one peer connection while it is down or slow; more are dropped (and
+counted): Raft tolerates lost messages."""
+
+peer_write_buffer_bytes_max = 8 * 1024 * 1024
+"""Bytes buffered in one peer socket's transport before the node queues instead of writing."""
+
+peer_reconnect_backoff_ms_min = 20
+"""First wait before redialing a peer after a failed or lost connection; doubles each time."""
+
+peer_reconnect_backoff_ms_max = 1_000
+"""Longest wait between two dials of the same peer."""
+
+peer_handshake_timeout_ms = 5_000
+"""A peer connection that has not completed its handshake in this time is closed."""
+
+shutdown_transfer_timeout_ms = 2_000
+"""On graceful shutdown, how long a leader waits for leadership to move to another node."""

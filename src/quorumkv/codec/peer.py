@@ -3,7 +3,9 @@
 Three kinds of record cross between nodes: Raft messages (raft.types.Message), and the two
 records of a snapshot transfer, `SnapshotChunk` and `SnapshotChunkAck`, which the host streams
 beside the Raft messages so that the core never holds snapshot data. A connection starts with a
-`Handshake` naming the cluster and the node; a node of another cluster is refused.
+`Handshake` naming the cluster and the node; a node of another cluster is refused with a
+`HandshakeRefused` saying why. The server also proxies client commands to a shard's leader
+with `ForwardRequest` and relays the leader's `ForwardResponse` (server/forwarding.py).
 
 Every frame body is a msgpack array whose first element is `WIRE_FORMAT_VERSION` and second the
 record kind. `decode_peer_message` raises `PeerFormatError` (with what was wrong) on anything
@@ -33,6 +35,9 @@ class RecordKind(enum.IntEnum):
     RAFT = 1
     SNAPSHOT_CHUNK = 2
     SNAPSHOT_CHUNK_ACK = 3
+    HANDSHAKE_REFUSED = 4
+    FORWARD_REQUEST = 5
+    FORWARD_RESPONSE = 6
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,6 +83,47 @@ class SnapshotChunkAck:
 
 
 PeerMessage = Message | SnapshotChunk | SnapshotChunkAck
+
+
+@dataclass(slots=True, frozen=True)
+class HandshakeRefused:
+    """The answer to a Handshake that is refused (another cluster, wrong node); then close."""
+
+    reason: str
+
+
+class ForwardOutcome(enum.IntEnum):
+    ANSWERED = 0  # `reply` is the command's answer (which may be an error reply)
+    NOT_LEADER = 1  # nothing was done: the node is not the leader (hint in `leader_id`)
+
+
+@dataclass(slots=True, frozen=True)
+class ForwardRequest:
+    """A client command proxied by node `source` to the node it believes leads `shard_id`.
+
+    `protocol` is the client's RESP version (2 or 3): the leader encodes the reply in it."""
+
+    source: int
+    request_id: int
+    shard_id: int
+    name: bytes
+    args: tuple[bytes, ...]
+    protocol: int
+
+
+@dataclass(slots=True, frozen=True)
+class ForwardResponse:
+    """The leader's answer to ForwardRequest `request_id`: the encoded RESP reply, or a
+    refusal (NOT_LEADER, nothing done) naming the leader it knows (0: none)."""
+
+    request_id: int
+    outcome: ForwardOutcome
+    reply: bytes
+    leader_id: int = 0
+
+
+ForwardRecord = ForwardRequest | ForwardResponse
+PeerRecord = PeerMessage | Handshake | HandshakeRefused | ForwardRequest | ForwardResponse
 
 
 def target_of(message: PeerMessage) -> int:
@@ -130,7 +176,7 @@ def _message(fields: list[Any]) -> Message:
     )
 
 
-def encode_peer_message(record: PeerMessage | Handshake) -> bytes:
+def encode_peer_message(record: PeerRecord) -> bytes:
     """The frame body for one record."""
     if isinstance(record, Message):
         body: list[Any] = [RecordKind.RAFT, _message_fields(record)]
@@ -143,12 +189,26 @@ def encode_peer_message(record: PeerMessage | Handshake) -> bytes:
         body = [RecordKind.SNAPSHOT_CHUNK_ACK,
                 [record.group_id, record.source, record.target, record.stream_id,
                  record.sequence, record.accepted]]
-    else:
+    elif isinstance(record, Handshake):
         body = [RecordKind.HANDSHAKE, [record.cluster_id, record.node_id, record.wire_version]]
+    else:
+        body = _encode_server_record(record)
     return msgpack.packb([WIRE_FORMAT_VERSION, *body], use_bin_type=True)
 
 
-def decode_peer_message(frame: bytes) -> PeerMessage | Handshake:
+def _encode_server_record(record: HandshakeRefused | ForwardRequest | ForwardResponse
+                          ) -> list[Any]:
+    if isinstance(record, HandshakeRefused):
+        return [RecordKind.HANDSHAKE_REFUSED, [record.reason]]
+    if isinstance(record, ForwardRequest):
+        return [RecordKind.FORWARD_REQUEST,
+                [record.source, record.request_id, record.shard_id, record.name,
+                 list(record.args), record.protocol]]
+    return [RecordKind.FORWARD_RESPONSE,
+            [record.request_id, int(record.outcome), record.reply, record.leader_id]]
+
+
+def decode_peer_message(frame: bytes) -> PeerRecord:
     """The record in one frame body. Raises PeerFormatError if it is not a valid record."""
     try:
         version, kind, fields = msgpack.unpackb(frame, raw=False, strict_map_key=True)
@@ -166,7 +226,7 @@ def decode_peer_message(frame: bytes) -> PeerMessage | Handshake:
         raise PeerFormatError(f"malformed peer record of kind {kind}: {error}") from error
 
 
-def _decode_record(kind: RecordKind, fields: list[Any]) -> PeerMessage | Handshake:
+def _decode_record(kind: RecordKind, fields: list[Any]) -> PeerRecord:
     if kind is RecordKind.RAFT:
         return _message(fields)
     if kind is RecordKind.SNAPSHOT_CHUNK:
@@ -180,5 +240,23 @@ def _decode_record(kind: RecordKind, fields: list[Any]) -> PeerMessage | Handsha
     if kind is RecordKind.SNAPSHOT_CHUNK_ACK:
         group_id, source, target, stream_id, sequence, accepted = fields
         return SnapshotChunkAck(group_id, source, target, stream_id, sequence, bool(accepted))
-    cluster_id, node_id, wire_version = fields
-    return Handshake(str(cluster_id), int(node_id), int(wire_version))
+    if kind is RecordKind.HANDSHAKE:
+        cluster_id, node_id, wire_version = fields
+        return Handshake(str(cluster_id), int(node_id), int(wire_version))
+    return _decode_server_record(kind, fields)
+
+
+def _decode_server_record(kind: RecordKind, fields: list[Any]) -> PeerRecord:
+    if kind is RecordKind.HANDSHAKE_REFUSED:
+        (reason,) = fields
+        return HandshakeRefused(str(reason))
+    if kind is RecordKind.FORWARD_REQUEST:
+        source, request_id, shard_id, name, args, protocol = fields
+        if not isinstance(name, bytes) or not all(isinstance(a, bytes) for a in args):
+            raise PeerFormatError("forwarded command name and arguments must be bytes")
+        return ForwardRequest(int(source), int(request_id), int(shard_id), name, tuple(args),
+                              int(protocol))
+    request_id, outcome, reply, leader_id = fields
+    if not isinstance(reply, bytes):
+        raise PeerFormatError("forwarded reply must be bytes")
+    return ForwardResponse(int(request_id), ForwardOutcome(outcome), reply, int(leader_id))

@@ -1,0 +1,139 @@
+"""Peer connections: handshake, framing, batching, refusal of other clusters, reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from quorumkv.codec.peer import ForwardRequest, PeerFormatError, PeerRecord
+from quorumkv.raft.types import Message, MessageType
+from quorumkv.server.config import Address
+from quorumkv.server.peer_transport import FrameReader, PeerTransport, frame
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll `condition` until it holds (bounded deadline, not a timing assertion)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+def heartbeat(source: int, target: int, term: int) -> Message:
+    return Message(MessageType.HEARTBEAT, group_id=1, source=source, target=target, term=term)
+
+
+class Pair:
+    def __init__(self, cluster_b: str = "c") -> None:
+        self.addresses = {1: Address("127.0.0.1", free_port()),
+                          2: Address("127.0.0.1", free_port())}
+        self.received: dict[int, list[tuple[int, PeerRecord]]] = {1: [], 2: []}
+        self.a = PeerTransport(1, "c", self.addresses,
+                               lambda s, r: self.received[1].append((s, r)))
+        self.b = PeerTransport(2, cluster_b, self.addresses,
+                               lambda s, r: self.received[2].append((s, r)))
+
+    async def start(self) -> None:
+        await self.a.start(self.addresses[1])
+        await self.b.start(self.addresses[2])
+
+    async def close(self) -> None:
+        await self.a.close()
+        await self.b.close()
+
+
+def test_frame_reader_splits_partial_and_joined_frames() -> None:
+    """Frames cut anywhere and several per read come out whole and in order."""
+    stream = b"".join(frame(body) for body in (b"a", b"", b"hello" * 100))
+    reader = FrameReader()
+    out = []
+    for i in range(0, len(stream), 7):
+        out.extend(reader.feed(stream[i:i + 7]))
+    assert out == [b"a", b"", b"hello" * 100]
+
+
+def test_frame_reader_refuses_oversize_lengths() -> None:
+    """A length prefix over the bound is a format error, not an allocation."""
+    with pytest.raises(PeerFormatError, match="exceeds"):
+        FrameReader(frame_bytes_max=10).feed(frame(b"x" * 11))
+
+
+async def test_records_flow_both_ways_in_order() -> None:
+    """After the handshake, records sent and flushed arrive in order with their source."""
+    pair = Pair()
+    await pair.start()
+    try:
+        await wait_for(lambda: pair.a.is_connected(2) and pair.b.is_connected(1))
+        for term in range(1, 101):
+            pair.a.send(2, heartbeat(1, 2, term))
+        pair.a.flush()
+        pair.b.send(1, ForwardRequest(2, 7, 1, b"SET", (b"k", b"v"), 2))
+        pair.b.flush()
+        await wait_for(lambda: len(pair.received[2]) == 100 and len(pair.received[1]) == 1)
+        assert [r.term for _, r in pair.received[2]] == list(range(1, 101))  # type: ignore[union-attr]
+        assert {s for s, _ in pair.received[2]} == {1}
+        assert pair.received[1][0] == (2, ForwardRequest(2, 7, 1, b"SET", (b"k", b"v"), 2))
+    finally:
+        await pair.close()
+
+
+async def test_a_node_of_another_cluster_is_refused_and_both_sides_log_why(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Handshakes across clusters fail; the reason is logged by both nodes; nothing is delivered."""
+    caplog.set_level(logging.WARNING, logger="quorumkv.peer")
+    pair = Pair(cluster_b="other")
+    await pair.start()
+    try:
+        await wait_for(lambda: sum("belongs to cluster" in r.message
+                                   for r in caplog.records) >= 2)
+        refusing = [r.message for r in caplog.records if "refusing" in r.message]
+        refused = [r.message for r in caplog.records if "refused by node" in r.message]
+        assert refusing and refused
+        assert not pair.a.is_connected(2) and not pair.b.is_connected(1)
+        assert pair.a.send_record(2, heartbeat(1, 2, 1)) is True  # queued, then dropped
+        assert pair.received == {1: [], 2: []}
+    finally:
+        await pair.close()
+
+
+async def test_a_restarted_peer_is_redialed_and_frames_flow_again() -> None:
+    """When a peer goes away and comes back, the connection is re-established by backoff."""
+    pair = Pair()
+    await pair.start()
+    try:
+        await wait_for(lambda: pair.a.is_connected(2))
+        await pair.b.close()
+        await wait_for(lambda: not pair.a.is_connected(2))
+        pair.b = PeerTransport(2, "c", pair.addresses,
+                               lambda s, r: pair.received[2].append((s, r)))
+        await pair.b.start(pair.addresses[2])
+        await wait_for(lambda: pair.a.is_connected(2))
+        pair.a.send(2, heartbeat(1, 2, 9))
+        pair.a.flush()
+        await wait_for(lambda: len(pair.received[2]) == 1)
+    finally:
+        await pair.close()
+
+
+async def test_frames_to_an_absent_peer_are_dropped_and_counted() -> None:
+    """Sending to a peer that never answers neither blocks nor grows memory without bound."""
+    pair = Pair()
+    await pair.a.start(pair.addresses[1])  # node 2 never starts
+    try:
+        for term in range(50):
+            pair.a.send(2, heartbeat(1, 2, term))
+        pair.a.flush()
+        await wait_for(lambda: pair.a.dropped_frames() >= 50)
+        assert pair.a.send_record(99, heartbeat(1, 99, 1)) is False  # unknown peer
+    finally:
+        await pair.a.close()
