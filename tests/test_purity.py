@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PURE_PACKAGES = ["raft", "kv", "cluster", "codec"]
+PURE_PACKAGES = ["raft", "kv", "cluster", "codec", "history"]
 FORBIDDEN = {"asyncio", "socket", "time", "random", "os", "threading", "rocksdict", "lmdb",
              "sqlite3", "subprocess", "selectors", "multiprocessing", "uvloop", "quorumkv.storage",
              "quorumkv.server", "quorumkv.host", "quorumkv.sim"}

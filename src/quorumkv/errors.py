@@ -222,3 +222,15 @@ class UnknownShard(QuorumKVError):
     def __init__(self, group_id: int, node_id: int) -> None:
         self.group_id = group_id
         super().__init__(f"shard {group_id}: node {node_id} hosts no replica of it; retry")
+
+
+# ---- Histories ------------------------------------------------------------------------------
+
+
+class MalformedHistory(QuorumKVError):
+    """A recorded operation history breaks its own format; no checker can judge it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"malformed history: {detail}; fix the recorder (or the file) and check again"
+        )

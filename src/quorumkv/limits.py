@@ -128,3 +128,8 @@ peer_handshake_timeout_ms = 5_000
 
 shutdown_transfer_timeout_ms = 2_000
 """On graceful shutdown, how long a leader waits for leadership to move to another node."""
+
+# ---- History checkers -----------------------------------------------------------------------
+
+counterexample_operations_max = 16
+"""Operations a checker's verdict quotes as its counterexample at most."""
