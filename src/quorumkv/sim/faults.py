@@ -43,10 +43,7 @@ def choose_partition(rng: random.Random, nodes: list[int]) -> Partition:
     rng.shuffle(order)
     if len(order) < 3 and shape == "bridge":
         shape = "split"
-    if shape == "isolate":
-        cut = 1
-    else:
-        cut = rng.randint(1, len(order) - 1)
+    cut = 1 if shape == "isolate" else rng.randint(1, len(order) - 1)
     side_a, side_b = order[:cut], order[cut:]
     if shape == "bridge":
         (side_b if len(side_b) > 1 else side_a).pop()  # that node talks to both sides

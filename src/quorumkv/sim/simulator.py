@@ -139,12 +139,15 @@ class Simulation:
         self._live_write_us: int | None = None
         self._finished = False
         self.linearizability_decided = True
+        self.checked: dict[str, str] = {}
+        self.progress_interval_ticks = 0  # the demo's periodic progress lines; 0: none
         self._handlers: dict[str, Callable[[object], None]] = {
             "deliver": self._on_deliver, "tick": self._on_tick, "process": self._on_process,
             "client": self._on_client, "client-timeout": self._on_client_timeout,
             "fault": self._on_fault, "heal-partition": self._on_heal_partition,
             "restart": self._on_restart, "liveness": self._on_liveness,
             "liveness-check": self._on_liveness_check, "end": self._on_end,
+            "progress": self._on_progress,
         }
 
     # ---- running -----------------------------------------------------------------------------
@@ -200,6 +203,8 @@ class Simulation:
                             client.client_id)
         self._schedule_faults()
         self.queue.push(options.fault_ticks * options.tick_us, "liveness")
+        if self.progress_interval_ticks and self._listener is not None:
+            self.queue.push(self.progress_interval_ticks * options.tick_us, "progress")
 
     def _schedule_faults(self) -> None:
         options = self.options
@@ -536,6 +541,25 @@ class Simulation:
         else:
             self.queue.push(now + self.options.tick_us, "liveness-check")
 
+    def _on_progress(self, payload: object) -> None:
+        """A periodic status line for the demo (never part of a checked run's trace)."""
+        if self._listener is None:
+            return
+        leaders = []
+        for shard_id in range(self.options.shards):
+            leader = self._leader(shard_id)
+            leaders.append(f"shard {shard_id}: " + (
+                f"leader {leader.node_id} term {self._term_of(leader.node_id, shard_id)}"
+                if leader is not None else "no leader"))
+        counts = self.workload.counts
+        self._listener("progress", f"tick {self.queue.now_us // self.options.tick_us} "
+                       f"{self.phase}: {', '.join(leaders)}; committed "
+                       f"{sum(i - BOOTSTRAP_INDEX for i in self.recorder.applied_max.values())}; "
+                       f"ops ok={counts['ok']} fail={counts['fail']} info={counts['info']}; "
+                       f"up {self._up()}")
+        self.queue.push(self.queue.now_us + self.progress_interval_ticks * self.options.tick_us,
+                        "progress")
+
     def _on_end(self, payload: object) -> None:
         self._finished = True
         self.phase = "end"
@@ -557,6 +581,17 @@ class Simulation:
         for node_id in sorted(self.nodes):
             self._capture_images(self.nodes[node_id], "end")
         found = self.violations
+        self.checked = {
+            "election safety": f"{len(recorder.leaders)} leaders",
+            "log matching": f"{len(recorder.images)} log images",
+            "leader completeness": f"{len(recorder.leaders)} leaders x "
+                                   f"{len({(a.shard_id, a.index) for a in recorder.applied})} "
+                                   "committed entries",
+            "state machine safety": f"{len(recorder.applied)} applied entries",
+            "replica convergence": f"{len(self._up())} replicas",
+            "linearizability": f"{len(self.workload.history)} history events",
+            "liveness": "leader and write after healing",
+        }
         found += checks.check_election_safety(recorder.leaders)
         found += checks.check_log_matching(recorder.images)
         found += checks.check_leader_completeness(recorder.leaders, recorder.applied)
