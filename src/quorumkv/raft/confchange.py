@@ -10,6 +10,10 @@ applied the entry that entered it; with JOINT_EXPLICIT the host must propose the
 
 An empty `changes` tuple means "leave the joint configuration".
 
+`apply_conf_change(conf_state, change, group_id)` computes the membership after a change (the
+pure "changer": etcd-io/raft's confchange package); it raises InvalidConfChange, leaving
+nothing changed, when the change is not valid against the given membership.
+
 The encoding is versioned msgpack: `[version, transition, [[type, replica_id], ...], context]`.
 `context` is opaque to the core (a host can put the new replica's address there).
 """
@@ -20,6 +24,9 @@ import enum
 from dataclasses import dataclass
 
 import msgpack  # type: ignore[import-untyped]
+
+from quorumkv.errors import InvalidConfChange
+from quorumkv.raft.types import ConfState
 
 CONF_CHANGE_FORMAT_VERSION = 1
 
@@ -125,3 +132,92 @@ def _replica_id(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"replica id {value!r} must be a positive integer")
     return value
+
+
+# ---- the changer: membership after a change ---------------------------------------------------
+
+
+def is_simple(conf_state: ConfState, change: ConfChange) -> bool:
+    """True if `change` is applied directly: AUTO transition, not joint now, and at most one
+    voter added or removed (so that old and new majorities overlap, thesis §4.1)."""
+    if change.transition != ConfChangeTransition.AUTO or not change.changes:
+        return False
+    if conf_state.voters_outgoing:
+        return False
+    voters, _ = _apply_singles(set(conf_state.voters), set(conf_state.learners), change)
+    return len(voters ^ set(conf_state.voters)) <= 1
+
+
+def apply_conf_change(conf_state: ConfState, change: ConfChange, group_id: int) -> ConfState:
+    """The membership after applying `change` to `conf_state`.
+
+    Raises InvalidConfChange if the change cannot apply: leaving a configuration that is not
+    joint, entering a joint configuration from a joint one, promoting a replica that is not a
+    learner, a replica id that is not positive, or ending with no voters.
+    """
+    if change.is_leave_joint():
+        return _leave_joint(conf_state, group_id)
+    _check_singles(conf_state, change, group_id)
+    simple = is_simple(conf_state, change)
+    if not simple and conf_state.voters_outgoing:
+        raise InvalidConfChange(
+            group_id, "the configuration is already joint; leave it before another change"
+        )
+    if not simple and not conf_state.voters:
+        raise InvalidConfChange(group_id, "a configuration without voters cannot become joint")
+    voters, learners = _apply_singles(set(conf_state.voters), set(conf_state.learners), change)
+    if not voters:
+        raise InvalidConfChange(group_id, "the change would remove every voter")
+    if simple:
+        return ConfState(voters=_sorted(voters), learners=_sorted(learners))
+    outgoing = set(conf_state.voters)
+    # A voter of the outgoing half cannot be a learner until the joint configuration is left.
+    learners_next = learners & outgoing
+    return ConfState(
+        voters=_sorted(voters),
+        learners=_sorted(learners - learners_next),
+        voters_outgoing=_sorted(outgoing),
+        learners_next=_sorted(learners_next),
+        auto_leave=change.transition != ConfChangeTransition.JOINT_EXPLICIT,
+    )
+
+
+def _leave_joint(conf_state: ConfState, group_id: int) -> ConfState:
+    if not conf_state.voters_outgoing:
+        raise InvalidConfChange(group_id, "the configuration is not joint; nothing to leave")
+    learners = set(conf_state.learners) | set(conf_state.learners_next)
+    return ConfState(voters=conf_state.voters, learners=_sorted(learners))
+
+
+def _check_singles(conf_state: ConfState, change: ConfChange, group_id: int) -> None:
+    learners = set(conf_state.learners)
+    for single in change.changes:
+        if single.replica_id <= 0:
+            raise InvalidConfChange(group_id, f"replica id {single.replica_id} must be positive")
+        if single.type == ConfChangeType.PROMOTE_LEARNER and single.replica_id not in learners:
+            raise InvalidConfChange(
+                group_id, f"replica {single.replica_id} is not a learner; it cannot be promoted"
+            )
+        _, learners = _apply_singles(set(), learners, ConfChange((single,)))
+
+
+def _apply_singles(
+    voters: set[int], learners: set[int], change: ConfChange
+) -> tuple[set[int], set[int]]:
+    """The (voters, learners) sets after each single change, in order (sets are updated)."""
+    for single in change.changes:
+        replica = single.replica_id
+        if single.type in (ConfChangeType.ADD_VOTER, ConfChangeType.PROMOTE_LEARNER):
+            learners.discard(replica)
+            voters.add(replica)
+        elif single.type == ConfChangeType.ADD_LEARNER:
+            voters.discard(replica)
+            learners.add(replica)
+        else:
+            voters.discard(replica)
+            learners.discard(replica)
+    return voters, learners
+
+
+def _sorted(replicas: set[int]) -> tuple[int, ...]:
+    return tuple(sorted(replicas))

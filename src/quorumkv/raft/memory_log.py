@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from quorumkv.errors import LogCompacted, LogUnavailable
 from quorumkv.invariant import invariant
+from quorumkv.raft.bootstrap import bootstrap_state
+from quorumkv.raft.log import limit_size
 from quorumkv.raft.types import ConfState, Entry, HardState, SnapshotMeta
 
 
@@ -33,6 +35,15 @@ class MemoryLog:
         self._hard_state = hard_state or HardState()
         self._conf_state = conf_state or ConfState()
         self._snapshot = SnapshotMeta(index=0, term=0, conf_state=self._conf_state)
+
+    @classmethod
+    def bootstrap(cls, group_id: int, conf_state: ConfState) -> MemoryLog:
+        """The log of a founding replica of a new group (see bootstrap.py)."""
+        meta, hard_state = bootstrap_state(conf_state)
+        log = cls(group_id, conf_state, hard_state)
+        log._entries = [Entry(term=meta.term, index=meta.index)]
+        log._snapshot = meta
+        return log
 
     # ---- LogReader ----------------------------------------------------------------------------
 
@@ -138,14 +149,3 @@ class MemoryLog:
         )
         self._snapshot = meta
 
-
-def limit_size(entries: list[Entry], bytes_max: int) -> list[Entry]:
-    """The longest prefix of `entries` within `bytes_max` bytes, but at least one entry."""
-    if not entries:
-        return entries
-    total = entries[0].size_bytes()
-    for position in range(1, len(entries)):
-        total += entries[position].size_bytes()
-        if total > bytes_max:
-            return entries[:position]
-    return entries
