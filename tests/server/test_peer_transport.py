@@ -77,12 +77,12 @@ async def test_records_flow_both_ways_in_order() -> None:
         for term in range(1, 101):
             pair.a.send(2, heartbeat(1, 2, term))
         pair.a.flush()
-        pair.b.send(1, ForwardRequest(2, 7, 1, b"SET", (b"k", b"v"), 2))
+        pair.b.send(1, ForwardRequest(2, 7, 1, b"SET", (b"k", b"v")))
         pair.b.flush()
         await wait_for(lambda: len(pair.received[2]) == 100 and len(pair.received[1]) == 1)
         assert [r.term for _, r in pair.received[2]] == list(range(1, 101))  # type: ignore[union-attr]
         assert {s for s, _ in pair.received[2]} == {1}
-        assert pair.received[1][0] == (2, ForwardRequest(2, 7, 1, b"SET", (b"k", b"v"), 2))
+        assert pair.received[1][0] == (2, ForwardRequest(2, 7, 1, b"SET", (b"k", b"v")))
     finally:
         await pair.close()
 

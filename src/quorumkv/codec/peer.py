@@ -94,31 +94,30 @@ class HandshakeRefused:
 
 class ForwardOutcome(enum.IntEnum):
     ANSWERED = 0  # `reply` is the command's answer (which may be an error reply)
-    NOT_LEADER = 1  # nothing was done: the node is not the leader (hint in `leader_id`)
+    RETRY = 1  # nothing was done (not the leader, or the proposal was superseded): retry,
+    # at `leader_id` if it is not 0
 
 
 @dataclass(slots=True, frozen=True)
 class ForwardRequest:
-    """A client command proxied by node `source` to the node it believes leads `shard_id`.
-
-    `protocol` is the client's RESP version (2 or 3): the leader encodes the reply in it."""
+    """A client command proxied by node `source` to the node it believes leads `shard_id`."""
 
     source: int
     request_id: int
     shard_id: int
     name: bytes
     args: tuple[bytes, ...]
-    protocol: int
 
 
 @dataclass(slots=True, frozen=True)
 class ForwardResponse:
-    """The leader's answer to ForwardRequest `request_id`: the encoded RESP reply, or a
-    refusal (NOT_LEADER, nothing done) naming the leader it knows (0: none)."""
+    """The leader's answer to ForwardRequest `request_id`: the reply (in the msgpack form of
+    kv.reply.reply_to_wire, so that it does not depend on the client's RESP version), or a
+    refusal (RETRY, nothing done) naming the leader it knows (0: none)."""
 
     request_id: int
     outcome: ForwardOutcome
-    reply: bytes
+    reply: Any
     leader_id: int = 0
 
 
@@ -193,7 +192,7 @@ def encode_peer_message(record: PeerRecord) -> bytes:
         body = [RecordKind.HANDSHAKE, [record.cluster_id, record.node_id, record.wire_version]]
     else:
         body = _encode_server_record(record)
-    return msgpack.packb([WIRE_FORMAT_VERSION, *body], use_bin_type=True)
+    return msgpack.packb([WIRE_FORMAT_VERSION, *body], use_bin_type=True)  # type: ignore[no-any-return]
 
 
 def _encode_server_record(record: HandshakeRefused | ForwardRequest | ForwardResponse
@@ -203,7 +202,7 @@ def _encode_server_record(record: HandshakeRefused | ForwardRequest | ForwardRes
     if isinstance(record, ForwardRequest):
         return [RecordKind.FORWARD_REQUEST,
                 [record.source, record.request_id, record.shard_id, record.name,
-                 list(record.args), record.protocol]]
+                 list(record.args)]]
     return [RecordKind.FORWARD_RESPONSE,
             [record.request_id, int(record.outcome), record.reply, record.leader_id]]
 
@@ -251,12 +250,9 @@ def _decode_server_record(kind: RecordKind, fields: list[Any]) -> PeerRecord:
         (reason,) = fields
         return HandshakeRefused(str(reason))
     if kind is RecordKind.FORWARD_REQUEST:
-        source, request_id, shard_id, name, args, protocol = fields
+        source, request_id, shard_id, name, args = fields
         if not isinstance(name, bytes) or not all(isinstance(a, bytes) for a in args):
             raise PeerFormatError("forwarded command name and arguments must be bytes")
-        return ForwardRequest(int(source), int(request_id), int(shard_id), name, tuple(args),
-                              int(protocol))
+        return ForwardRequest(int(source), int(request_id), int(shard_id), name, tuple(args))
     request_id, outcome, reply, leader_id = fields
-    if not isinstance(reply, bytes):
-        raise PeerFormatError("forwarded reply must be bytes")
     return ForwardResponse(int(request_id), ForwardOutcome(outcome), reply, int(leader_id))

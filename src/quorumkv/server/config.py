@@ -72,6 +72,7 @@ class ServerConfig:
     sync: bool = True  # fsync every group-commit batch; off only for experiments
     log_level: str = "info"
     config_file: Path | None = None
+    given: frozenset[str] = frozenset()  # settings set by a layer (not defaults)
 
     def client_address(self) -> Address:
         if self.listen is not None:
@@ -203,7 +204,7 @@ def _convert(name: str, value: Any, layer: str) -> Any:
     return str(value)
 
 
-SETTINGS = tuple(f.name for f in fields(ServerConfig) if f.name != "config_file")
+SETTINGS = tuple(f.name for f in fields(ServerConfig) if f.name not in ("config_file", "given"))
 
 
 # ---- the layers ----------------------------------------------------------------------------
@@ -254,7 +255,7 @@ def load_config(flags: Mapping[str, Any], environment: Mapping[str, str]) -> Ser
             if name not in SETTINGS:
                 raise ConfigError(f"unknown setting {name!r} (from {layer})")
             values[name] = _convert(name, value, layer)
-    config = replace(ServerConfig(), **values)
+    config = replace(ServerConfig(), **values, given=frozenset(values))
     if config_path:
         config = replace(config, config_file=Path(str(config_path)))
     check_config(config)

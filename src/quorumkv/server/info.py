@@ -1,0 +1,158 @@
+"""The INFO command's text: Redis's sections, plus a `# Quorumkv` section about Raft.
+
+Theory of operation. `render` gathers figures from the node (its host, transport, dispatcher
+and client connections) and lays them out as Redis does: `# Section` headers, `field:value`
+lines, sections separated by a blank line, CRLF line ends. Sections asked for by name are
+rendered in the order of `SECTIONS`; no name, `default`, `all` or `everything` renders all.
+Figures Redis has and quorumkv does not (RDB saves, replication offsets) are reported with
+the values a Redis in the same situation would report, so tools that parse INFO keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import quorumkv
+
+if TYPE_CHECKING:
+    from quorumkv.server.node import ServerNode
+    from quorumkv.server.resp_server import ClientServer
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size:.2f}{unit}" if unit != "B" else f"{size}B"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)
+
+
+def _server(node: ServerNode, clients: ClientServer) -> list[str]:
+    from quorumkv.server.commands import REDIS_VERSION
+
+    uptime = int(time.time() - node.started_at)
+    address = node.config.client_address()
+    return [
+        f"redis_version:{REDIS_VERSION.decode()}",
+        "redis_mode:standalone",
+        f"quorumkv_version:{quorumkv.__version__}",
+        f"os:{platform.system()} {platform.release()} {platform.machine()}",
+        "arch_bits:64",
+        f"python_version:{platform.python_version()}",
+        f"process_id:{os.getpid()}",
+        f"tcp_port:{address.port}",
+        f"uptime_in_seconds:{uptime}",
+        f"uptime_in_days:{uptime // 86400}",
+        f"hz:{max(1, 1000 // node.config.tick_ms)}",
+        f"executable:{sys.argv[0]}",
+        f"config_file:{node.config.config_file or ''}",
+    ]
+
+
+def _clients(node: ServerNode, clients: ClientServer) -> list[str]:
+    return [
+        f"connected_clients:{len(clients.connections)}",
+        f"maxclients:{node.config.client_connections_max}",
+        "blocked_clients:0",
+    ]
+
+
+def _memory(node: ServerNode, clients: ClientServer) -> list[str]:
+    resident = _resident_bytes()
+    return [
+        f"used_memory:{resident}",
+        f"used_memory_human:{_human(resident)}",
+        f"used_memory_rss:{resident}",
+        f"used_memory_rss_human:{_human(resident)}",
+        "maxmemory:0",
+        "maxmemory_policy:noeviction",
+    ]
+
+
+def _persistence(node: ServerNode, clients: ClientServer) -> list[str]:
+    return [
+        "loading:0",
+        "rdb_changes_since_last_save:0",
+        "aof_enabled:0",
+        "quorumkv_storage:rocksdb",
+        f"quorumkv_fsync:{'always' if node.config.sync else 'never'}",
+        f"quorumkv_data_dir:{node.config.data_dir}",
+    ]
+
+
+def _stats(node: ServerNode, clients: ClientServer) -> list[str]:
+    return [
+        f"total_connections_received:{clients.accepted_total}",
+        f"total_commands_processed:{clients.commands_total}",
+        f"rejected_connections:{clients.rejected_total}",
+        f"quorumkv_forwarded_commands:{node.dispatcher.forwarded_total}",
+        f"quorumkv_served_forwards:{node.dispatcher.served_forwards}",
+        f"quorumkv_request_timeouts:{node.dispatcher.timeouts}",
+        f"quorumkv_ready_cycles:{node.cycles}",
+        f"quorumkv_dropped_peer_frames:{node.transport.dropped_frames()}",
+    ]
+
+
+def _replication(node: ServerNode, clients: ClientServer) -> list[str]:
+    return ["role:master", "connected_slaves:0", "master_repl_offset:0"]
+
+
+def _keyspace(node: ServerNode, clients: ClientServer) -> list[str]:
+    return []
+
+
+def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
+    assert node.membership is not None
+    lines = [
+        f"node_id:{node.node_id}",
+        f"cluster_id:{node.membership.cluster_id}",
+        f"shards:{','.join(str(s) for s in node.host.shard_ids())}",
+    ]
+    for shard_id, status in node.host.status().items():
+        lines.append(
+            f"shard_{shard_id}:role={status['role']},leader={status['leader']},"
+            f"term={status['term']},commit={status['commit']},applied={status['applied']},"
+            f"pending_proposals={status['pending_proposals']},"
+            f"pending_reads={status['pending_reads']}")
+    for peer, state in node.transport.status().items():
+        entry = node.membership.peers.get(peer)
+        client = entry.client_address if entry is not None else None
+        lines.append(f"peer_{peer}:state={state},client_address={client or ''}")
+    lines.append(f"tick_ms:{node.config.tick_ms}")
+    lines.append(f"election_timeout_ticks:{node.config.election_timeout_ticks}")
+    lines.append(f"read_only:{node.config.read_only}")
+    lines.append(f"in_flight_commands:{node.dispatcher.in_flight()}")
+    return lines
+
+
+SECTIONS: dict[str, Callable[[ServerNode, ClientServer], list[str]]] = {
+    "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
+    "stats": _stats, "replication": _replication, "keyspace": _keyspace,
+    "quorumkv": _quorumkv,
+}
+
+
+def render(node: ServerNode, clients: ClientServer, names: list[bytes]) -> bytes:
+    """The INFO text for the sections named (all of them if none, default, all, everything)."""
+    wanted = {n.decode(errors="replace") for n in names}
+    if not wanted or wanted & {"default", "all", "everything"}:
+        wanted = set(SECTIONS)
+    blocks = []
+    for name, section in SECTIONS.items():
+        if name in wanted:
+            header = "# " + name.capitalize()
+            blocks.append("\r\n".join([header, *section(node, clients)]))
+    return ("\r\n\r\n".join(blocks) + "\r\n").encode()

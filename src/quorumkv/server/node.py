@@ -1,0 +1,356 @@
+"""One quorumkv node process: the event loop that owns the host, the sockets and the clock.
+
+Theory of operation. Exactly one piece of code touches the `Host`: the callbacks below, all on
+the event loop thread, none of which awaits while it works. Inputs reach the host by direct
+calls on that thread:
+
+- peer records (`PeerTransport` calls `_on_peer_record`): Raft messages and snapshot chunks go
+  to `host.receive`, forwarded commands to the dispatcher;
+- client commands (the RESP front end calls `dispatcher.submit`, which may `host.submit`);
+- ticks (`_tick`, every `tick_ms` of the loop's monotonic clock): `host.tick()`.
+
+Each input only schedules the driver (`_drive`, once per loop iteration however many inputs
+arrived): it runs `host.process()` until there is no work (each call one Ready cycle: one synced
+store write for every shard = group commit), then flushes the peer transport (one writelines
+per peer) and the client connections (one write per client). Because the driver runs after
+the loop has handled every socket that was readable, all commands that arrived together are
+persisted with one fsync.
+
+Start: open the store, establish the membership (bootstrapping the metadata and data shards
+on the very first start), load the replicas, listen for peers and clients, start ticking.
+Stop (SIGTERM, SIGINT): stop accepting and reading clients, hand leadership of every shard this
+node leads to the most caught-up follower, let in-flight commands finish (bounded), answer the
+rest definitely (or -UNKNOWN when a write may have been proposed), sync, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import resource
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quorumkv import errors, limits
+from quorumkv.codec.peer import (
+    ForwardRequest,
+    ForwardResponse,
+    Handshake,
+    HandshakeRefused,
+    PeerRecord,
+)
+from quorumkv.host.host import Host, HostConfig
+from quorumkv.invariant import InvariantViolation
+from quorumkv.kv import commands as kv_commands
+from quorumkv.server.config import ServerConfig
+from quorumkv.server.dispatcher import Dispatcher
+from quorumkv.server.membership import INITIAL_SHARDS, Membership, establish
+from quorumkv.server.peer_transport import PeerTransport
+from quorumkv.server.resp_server import ClientServer
+from quorumkv.storage.protocols import NodeStore, WriteBatch
+
+log = logging.getLogger("quorumkv.node")
+
+EXIT_BUG = 70  # EX_SOFTWARE: an invariant broke
+
+
+def open_rocksdb_store(path: Path) -> NodeStore:
+    from quorumkv.storage.open import open_node_store
+
+    return open_node_store(str(path))
+
+
+class _UnsyncedStore:
+    """A store whose writes are never synced (`sync = false`, for experiments only)."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self._store = store
+
+    def write(self, batch: WriteBatch, sync: bool) -> None:
+        self._store.write(batch, sync=False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class ServerNode:
+    """A running node. `await start()`, then `await wait_stopped()`; `request_stop()` to end."""
+
+    def __init__(self, config: ServerConfig,
+                 open_store: Callable[[Path], NodeStore] = open_rocksdb_store) -> None:
+        self.config = config
+        self._open_store = open_store
+        self.started_at = time.time()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.membership: Membership | None = None
+        self.store: NodeStore | None = None
+        self.host: Host
+        self.transport: PeerTransport
+        self.dispatcher: Dispatcher
+        self.clients: ClientServer
+        self._drive_pending = False
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._next_tick = 0.0
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self.exit_code = 0
+        self.ticks = 0
+        self.drives = 0
+        self.cycles = 0
+
+    # ---- start -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the data directory and start serving. Raises ConfigError, OSError."""
+        self.loop = asyncio.get_running_loop()
+        config = self.config
+        _raise_file_limit(config.client_connections_max + 256)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = self._open_store(config.data_dir / "store")
+        self.store = store if config.sync else _UnsyncedStore(store)  # type: ignore[assignment]
+        assert self.store is not None
+        membership = establish(self.store, config)
+        self.membership = membership
+        node_id = membership.node_id
+        self.transport = PeerTransport(
+            node_id, membership.cluster_id,
+            {n: e.peer_address for n, e in membership.peers.items()},
+            self._on_peer_record, on_peer_down=self._on_peer_down)
+        self.host = Host(node_id, self.store, self.transport, random.Random(),
+                         clock_ms=lambda: int(time.time() * 1000),
+                         config=HostConfig(
+                             election_timeout_ticks=config.election_timeout_ticks,
+                             heartbeat_interval_ticks=config.heartbeat_interval_ticks,
+                             read_only=config.read_only))
+        if not self.store.shard_ids():
+            for shard_id in INITIAL_SHARDS:
+                self.host.bootstrap_shard(shard_id, sorted(membership.peers))
+            log.info("node %d: bootstrapped shards %s with voters %s", node_id,
+                     list(INITIAL_SHARDS), sorted(membership.peers))
+        self.host.start()
+        self.dispatcher = Dispatcher(
+            node_id, self.host, self.transport, now_ms=lambda: self._loop().time() * 1000,
+            is_write=kv_commands.is_write,
+            election_timeout_ms=config.election_timeout_ticks * config.tick_ms,
+            request_timeout_ms=config.request_timeout_ms)
+        self.clients = ClientServer(self)
+        await self.transport.start(config.peer_address())
+        await self.clients.start(config.client_address())
+        self._next_tick = self._loop().time()
+        self._tick()
+        log.info("node %d of cluster %r: clients on %s, peers on %s, data in %s", node_id,
+                 membership.cluster_id, config.client_address(), config.peer_address(),
+                 config.data_dir)
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        assert self.loop is not None
+        return self.loop
+
+    @property
+    def node_id(self) -> int:
+        assert self.membership is not None
+        return self.membership.node_id
+
+    def install_signal_handlers(self) -> None:
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            self._loop().add_signal_handler(signal_number, self.request_stop)
+
+    # ---- the driver ------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        """Make sure the driver runs once the loop has handled what is readable now."""
+        if not self._drive_pending:
+            self._drive_pending = True
+            self._loop().call_soon(self._drive)
+
+    def _drive(self) -> None:
+        self._drive_pending = False
+        self.drives += 1
+        try:
+            self._run_cycles()
+            if self.dispatcher.retry_parked():
+                self._run_cycles()
+        except InvariantViolation as bug:
+            self._fail(bug)
+            return
+        self.transport.flush()
+        self.clients.flush()
+
+    def _run_cycles(self) -> None:
+        for _ in range(limits.driver_cycles_per_iteration_max):
+            if not self.host.process():
+                return
+            self.cycles += 1
+        self.schedule()  # more work: let the loop read sockets first, then come back
+
+    def _tick(self) -> None:
+        try:
+            self.ticks += 1
+            self.host.tick()
+            self.dispatcher.tick()
+        except InvariantViolation as bug:
+            self._fail(bug)
+            return
+        self.schedule()
+        loop = self._loop()
+        interval = self.config.tick_ms / 1000
+        # Missed ticks are not replayed in a burst: a burst would fire election timeouts for
+        # time in which this node simply did not look at its sockets.
+        self._next_tick = max(self._next_tick + interval, loop.time())
+        self._tick_handle = loop.call_at(self._next_tick, self._tick)
+
+    def _fail(self, bug: BaseException) -> None:
+        log.critical("node %d: a bug stopped this node: %s", self.node_id, bug, exc_info=bug)
+        self.exit_code = EXIT_BUG
+        self.request_stop()
+
+    # ---- peer inputs ------------------------------------------------------------------------
+
+    def _on_peer_record(self, source: int, record: PeerRecord) -> None:
+        if isinstance(record, ForwardRequest):
+            self.dispatcher.serve_forward(record)
+        elif isinstance(record, ForwardResponse):
+            self.dispatcher.on_forward_response(record)
+        elif isinstance(record, (Handshake, HandshakeRefused)):
+            return
+        else:
+            try:
+                self.host.receive(record)
+            except InvariantViolation as bug:
+                self._fail(bug)
+                return
+        self.schedule()
+
+    def _on_peer_down(self, node_id: int) -> None:
+        self.dispatcher.on_peer_down(node_id)
+        self.schedule()
+
+    # ---- stop ------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self) -> int:
+        """Serve until asked to stop, then shut down gracefully; returns the exit code."""
+        await self._stop.wait()
+        await self.shutdown()
+        return self.exit_code
+
+    async def shutdown(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("node %d: shutting down", self.node_id)
+        self.clients.stop_accepting()
+        if self.exit_code == 0:
+            await self._hand_over_leadership()
+            await self._wait(lambda: self.dispatcher.in_flight() == 0,
+                             limits.shutdown_transfer_timeout_ms)
+        self.dispatcher.fail_all("the node is shutting down")
+        self.host.fail_pending(errors.OutcomeUnknown(0, "the node is shutting down"))
+        self.clients.flush()
+        await self.clients.close()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self.transport.flush()
+        await self.transport.close()
+        self._close_store()
+        log.info("node %d: stopped", self.node_id)
+
+    def _close_store(self) -> None:
+        store = self.store
+        if store is None:
+            return
+        try:
+            store.write(store.batch(), sync=True)  # everything written so far is durable
+        finally:
+            store.close()
+
+    async def _hand_over_leadership(self) -> None:
+        led = [s for s in self.host.shard_ids() if self.host.is_leader(s)]
+        for shard_id in led:
+            target = self._transfer_target(shard_id)
+            if target:
+                log.info("node %d: handing leadership of shard %d to node %d", self.node_id,
+                         shard_id, target)
+                self.host.transfer_leader(shard_id, target)
+        if led:
+            self.schedule()
+            await self._wait(lambda: not any(self.host.is_leader(s) for s in led),
+                             self.config.shutdown_transfer_timeout_ms)
+
+    def _transfer_target(self, shard_id: int) -> int:
+        """The connected follower with the highest match index (0 if none is reachable)."""
+        replica = self.host.replica(shard_id)
+        voters = replica.applied.conf_state.voters
+        candidates = [v for v in voters if v != self.node_id and self.transport.is_connected(v)]
+        if not candidates:
+            return 0
+        progress = _progress_of(replica.node)
+        return max(candidates, key=lambda v: (progress.get(v, 0), -v))
+
+    async def _wait(self, condition: Callable[[], bool], timeout_ms: float) -> bool:
+        """Wait (bounded) for a condition that the driver or the ticks make true."""
+        deadline = self._loop().time() + timeout_ms / 1000
+        while not condition():
+            if self._loop().time() >= deadline:
+                return False
+            await asyncio.sleep(self.config.tick_ms / 1000)
+        return True
+
+    # ---- observation -----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "shards": self.host.status(),
+            "peers": self.transport.status(),
+            "dropped_peer_frames": self.transport.dropped_frames(),
+            "dropped_messages": self.host.dropped_messages,
+            "in_flight": self.dispatcher.in_flight(),
+        }
+
+
+def _progress_of(node: Any) -> dict[int, int]:
+    """Match index of each follower, from the core's status() where it reports them."""
+    try:
+        progress = node.status().get("progress", {})
+        return {int(k): int(v.get("match", 0) if isinstance(v, dict) else getattr(v, "match", 0))
+                for k, v in progress.items()}
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return {}
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """Raise the open-file limit towards `wanted` (client connections are files)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as error:
+            log.warning("cannot raise the open-file limit to %d: %s", target, error)
+
+
+def run(config: ServerConfig,
+        open_store: Callable[[Path], NodeStore] = open_rocksdb_store) -> int:
+    """Run a node until SIGTERM/SIGINT; returns the process exit code."""
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a server dependency
+        loop_factory = None
+
+    async def main() -> int:
+        node = ServerNode(config, open_store)
+        await node.start()
+        node.install_signal_handlers()
+        return await node.wait_stopped()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())
