@@ -234,3 +234,32 @@ class MalformedHistory(QuorumKVError):
         super().__init__(
             f"malformed history: {detail}; fix the recorder (or the file) and check again"
         )
+
+
+# ---- State machine --------------------------------------------------------------------------
+
+
+class InvalidCommand(QuorumKVError):
+    """A command record (the data of a committed log entry) cannot be decoded.
+
+    Every replica holds the same bytes, so every replica fails the same way: it is a bug in the
+    proposer or a record written by a newer build.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"cannot decode a command record: {detail}; if the cluster runs mixed versions, "
+            "upgrade every node to the newest one, otherwise report this as a bug"
+        )
+
+
+class StorageUnavailable(StorageError):
+    """The storage engine failed for a reason other than corruption or a full disk (an I/O
+    error, the database locked by another process). The database is not used."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"storage at {path} is unavailable: {detail}. Check the disk and that no other "
+            "quorumkv process uses this data directory, then restart the node"
+        )

@@ -133,3 +133,36 @@ shutdown_transfer_timeout_ms = 2_000
 
 counterexample_operations_max = 16
 """Operations a checker's verdict quotes as its counterexample at most."""
+
+# ---- Redis data model and RESP (kv/, codec/resp.py) -----------------------------------------
+
+bulk_bytes_max = 512 * 1024 * 1024
+"""Bytes of one bulk string a client may send (Redis's proto-max-bulk-len)."""
+
+string_bytes_max = 512 * 1024 * 1024
+"""Bytes of a string value that APPEND or SETRANGE may build (Redis's proto-max-bulk-len)."""
+
+key_bytes_max = 64 * 1024
+"""Bytes of one key; a longer key is refused before anything is proposed."""
+
+command_arguments_max = 1024 * 1024
+"""Arguments (the command name included) of one command a client may send."""
+
+inline_bytes_max = 64 * 1024
+"""Bytes of an inline command line, or of a RESP header line, without its newline (Redis's
+PROTO_INLINE_MAX_SIZE)."""
+
+query_buffer_bytes_max = 1024 * 1024 * 1024
+"""Bytes of one client's received but not yet parsed input (Redis's client-query-buffer-limit)."""
+
+scan_records_max = 10_000
+"""Stored keys one SCAN call visits at most, whatever COUNT asks for."""
+
+keys_reply_max = 1_000_000
+"""Keys one KEYS command answers at most; a larger answer fails and points to SCAN."""
+
+store_page_records_max = 1_024
+"""Records the state machine asks the store for in one scan call when it walks a range."""
+
+random_key_records_max = 1_000
+"""Stored keys RANDOMKEY looks at, skipping expired ones, before answering nil."""

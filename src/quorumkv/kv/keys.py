@@ -1,0 +1,116 @@
+"""The generic key commands: DEL, UNLINK, EXISTS, TYPE, RENAME, RENAMENX, DBSIZE, FLUSHDB,
+FLUSHALL (the iterating ones, SCAN, KEYS and RANDOMKEY, live in kv/scan.py; the expiry ones
+in kv/expiry.py).
+
+UNLINK is DEL: a shard's deletion costs the same either way here. DBSIZE adds up the per-slot
+key counts (kv/layout.py), so like Redis it counts keys that have expired but are not yet
+deleted. FLUSHDB and FLUSHALL are the same command (there is one database) and remove every
+record of the shard, walking it in bounded pages; ASYNC and SYNC are accepted and mean the same.
+"""
+
+from __future__ import annotations
+
+from quorumkv import limits
+from quorumkv.kv import layout
+from quorumkv.kv.keyspace import Keyspace
+from quorumkv.kv.reply import NO_SUCH_KEY, OK, SYNTAX_ERROR, ErrorReply, Reply, SimpleString
+from quorumkv.kv.spec import Arguments, CommandDefinition, define
+from quorumkv.kv.store import KeyValueStore
+
+_NONE = SimpleString(b"none")
+_TYPE_REPLIES = {tag: SimpleString(name) for tag, name in layout.TYPE_NAMES.items()}
+
+
+def _delete(keyspace: Keyspace, args: Arguments) -> Reply:
+    deleted = 0
+    for key in args:
+        if keyspace.lookup(key) is not None:
+            keyspace.remove(key)
+            deleted += 1
+    return deleted
+
+
+def _exists(keyspace: Keyspace, args: Arguments) -> Reply:
+    return sum(1 for key in args if keyspace.lookup(key) is not None)
+
+
+def _type(keyspace: Keyspace, args: Arguments) -> Reply:
+    record = keyspace.lookup(args[0])
+    return _NONE if record is None else _TYPE_REPLIES[layout.ValueType(record.type_tag)]
+
+
+def _rename(keyspace: Keyspace, args: Arguments) -> Reply:
+    return _move(keyspace, args[0], args[1], only_if_absent=False)
+
+
+def _renamenx(keyspace: Keyspace, args: Arguments) -> Reply:
+    return _move(keyspace, args[0], args[1], only_if_absent=True)
+
+
+def _move(keyspace: Keyspace, source: bytes, destination: bytes, only_if_absent: bool) -> Reply:
+    """RENAME and RENAMENX: the value moves with its type and expiry."""
+    record = keyspace.lookup(source)
+    if record is None:
+        return NO_SUCH_KEY
+    if source == destination:
+        return 0 if only_if_absent else OK
+    if keyspace.lookup(destination) is not None and only_if_absent:
+        return 0
+    keyspace.write(destination, record.type_tag, record.payload, record.expiry_ms)
+    keyspace.remove(source)
+    return 1 if only_if_absent else OK
+
+
+def key_count(store: KeyValueStore) -> int:
+    """Keys stored in the shard (expired ones not yet deleted included)."""
+    total, start = 0, layout.COUNT_START
+    while True:
+        rows = store.scan(start, layout.COUNT_END, limits.store_page_records_max)
+        total += sum(layout.decode_count(raw) for _, raw in rows)
+        if len(rows) < limits.store_page_records_max:
+            return total
+        start = rows[-1][0] + b"\0"
+
+
+def _dbsize(keyspace: Keyspace, args: Arguments) -> Reply:
+    return key_count(keyspace.store)
+
+
+def erase_all(store: KeyValueStore) -> None:
+    """Delete every record the state machine keeps in the shard."""
+    for start, end in ((layout.COUNT_START, layout.COUNT_END),
+                       (layout.DATA_START, layout.DATA_END),
+                       (layout.EXPIRY_START, layout.EXPIRY_END)):
+        while True:
+            rows = store.scan(start, end, limits.store_page_records_max)
+            for stored_key, _ in rows:
+                store.delete(stored_key)
+            if len(rows) < limits.store_page_records_max:
+                break
+            start = rows[-1][0] + b"\0"
+
+
+def _parse_flush(args: Arguments) -> Arguments | ErrorReply:
+    if len(args) > 1 or (args and args[0].upper() not in (b"ASYNC", b"SYNC")):
+        return SYNTAX_ERROR
+    return args
+
+
+def _flush(keyspace: Keyspace, args: Arguments) -> Reply:
+    erase_all(keyspace.store)
+    return OK
+
+
+DEFINITIONS: list[CommandDefinition] = [
+    define(b"DEL", -2, "write", (1, -1, 1), "@keyspace @write @slow", _delete),
+    define(b"UNLINK", -2, "write fast", (1, -1, 1), "@keyspace @write @fast", _delete),
+    define(b"EXISTS", -2, "readonly fast", (1, -1, 1), "@keyspace @read @fast", _exists),
+    define(b"TYPE", 2, "readonly fast", (1, 1, 1), "@keyspace @read @fast", _type),
+    define(b"RENAME", 3, "write", (1, 2, 1), "@keyspace @write @slow", _rename),
+    define(b"RENAMENX", 3, "write fast", (1, 2, 1), "@keyspace @write @fast", _renamenx),
+    define(b"DBSIZE", 1, "readonly fast", (0, 0, 0), "@keyspace @read @fast", _dbsize),
+    define(b"FLUSHDB", -1, "write", (0, 0, 0), "@keyspace @write @slow @dangerous",
+           _flush, _parse_flush),
+    define(b"FLUSHALL", -1, "write", (0, 0, 0), "@keyspace @write @slow @dangerous",
+           _flush, _parse_flush),
+]

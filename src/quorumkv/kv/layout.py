@@ -1,0 +1,185 @@
+"""How Redis keys and values are laid out in a shard's key-value store (docs/kv.md).
+
+Three families of records, told apart by their first byte:
+
+    data      b"d" + slot (2 bytes BE) + crc32(key) (4 bytes BE) + key   -> record
+    expiry    b"x" + expiry_ms (8 bytes BE) + slot + crc32(key) + key  -> b""
+    count     b"c" + slot (2 bytes BE)                                 -> keys in the slot (8 bytes BE)
+
+Data keys sort by slot first, so one slot's keys are contiguous: a slot can be listed, counted,
+moved or dropped as one range. Inside a slot they sort by the key's CRC32, then the key. That
+ordering gives every key a *position*, the 46-bit integer slot << 32 | crc32, which is what a
+SCAN cursor holds: a cursor must be an unsigned 64-bit number for clients (redis-cli and
+go-redis parse it so), and resuming at a position never skips a key that was there all along,
+whatever was written in between (kv/scan.py).
+
+A record is a 10-byte header, format version (1 byte), type (1 byte) and absolute expiry in
+milliseconds (8 bytes BE, 0 for none), followed by the type's payload (a string's bytes).
+
+The expiry index orders keys with an expiry by that expiry, so the leader finds due keys with
+one range scan from b"x" (state_machine.expired_keys). The per-slot counts make DBSIZE cost a
+scan of at most 16384 small records instead of one of every key. kv/keyspace.py keeps all three
+families consistent on every write.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import NamedTuple
+from zlib import crc32
+
+from quorumkv.cluster.slots import SLOT_COUNT, key_slot
+from quorumkv.errors import CorruptStorage
+
+RECORD_FORMAT_VERSION = 1
+
+DATA_PREFIX = b"d"
+EXPIRY_PREFIX = b"x"
+COUNT_PREFIX = b"c"
+
+DATA_KEY_HEADER_BYTES = 7  # b"d" + slot + crc32
+EXPIRY_KEY_HEADER_BYTES = 9  # b"x" + expiry_ms
+POSITION_END = SLOT_COUNT << 32
+"""One past the last position: a scan that reaches it is complete."""
+
+_DATA_KEY_HEADER = struct.Struct(">cHI")
+_RECORD_HEADER = struct.Struct(">BBQ")
+_RECORD_HEADER_BYTES = _RECORD_HEADER.size
+_COUNT = struct.Struct(">Q")
+
+
+class ValueType(enum.IntEnum):
+    """The type tag of a record, and TYPE's answer for it."""
+
+    STRING = 1
+    HASH = 2
+    LIST = 3
+    SET = 4
+    ZSET = 5
+
+
+TYPE_NAMES = {
+    ValueType.STRING: b"string",
+    ValueType.HASH: b"hash",
+    ValueType.LIST: b"list",
+    ValueType.SET: b"set",
+    ValueType.ZSET: b"zset",
+}
+TYPES_BY_NAME = {name: tag for tag, name in TYPE_NAMES.items()}
+
+
+class Record(NamedTuple):
+    """A decoded value: its type, its absolute expiry (0: none) and its payload."""
+
+    type_tag: int
+    expiry_ms: int
+    payload: bytes
+
+
+# ---- data keys ------------------------------------------------------------------------------
+
+
+def data_key(key: bytes) -> bytes:
+    """The store key holding Redis key `key`."""
+    return _DATA_KEY_HEADER.pack(DATA_PREFIX, key_slot(key), crc32(key)) + key
+
+
+def user_key(stored_key: bytes) -> bytes:
+    """The Redis key a data key (or the data part of an expiry key) holds."""
+    return stored_key[DATA_KEY_HEADER_BYTES:]
+
+
+def position_of(stored_data_key: bytes) -> int:
+    """The 46-bit position (slot << 32 | crc32) of a data key."""
+    return int.from_bytes(stored_data_key[1:DATA_KEY_HEADER_BYTES], "big")
+
+
+def position_key(position: int) -> bytes:
+    """The smallest data key at `position` or after it (position < POSITION_END)."""
+    return DATA_PREFIX + position.to_bytes(6, "big")
+
+
+def slot_range(slot: int) -> tuple[bytes, bytes]:
+    """[start, end) of the data keys of one slot."""
+    return position_key(slot << 32), position_key((slot + 1) << 32)
+
+
+DATA_START = DATA_PREFIX
+DATA_END = b"e"  # DATA_PREFIX + 1
+
+# ---- records --------------------------------------------------------------------------------
+
+
+def encode_record(type_tag: int, expiry_ms: int, payload: bytes) -> bytes:
+    """The stored form of a value."""
+    return _RECORD_HEADER.pack(RECORD_FORMAT_VERSION, type_tag, expiry_ms) + payload
+
+
+def decode_record(raw: bytes, stored_key: bytes) -> Record:
+    """The value stored as `raw` under `stored_key`; raises errors.CorruptStorage if `raw`
+    is not a record this build can read."""
+    if len(raw) < _RECORD_HEADER_BYTES or raw[0] != RECORD_FORMAT_VERSION:
+        raise CorruptStorage(
+            "shard data", f"record under {stored_key[:64]!r} has an unknown format "
+            f"(first bytes {raw[:_RECORD_HEADER_BYTES]!r})")
+    _, type_tag, expiry_ms = _RECORD_HEADER.unpack_from(raw)
+    if type_tag not in TYPE_NAMES:
+        raise CorruptStorage("shard data", f"record under {stored_key[:64]!r} has unknown "
+                             f"type tag {type_tag}")
+    return Record(type_tag, expiry_ms, raw[_RECORD_HEADER_BYTES:])
+
+
+def record_header(raw: bytes) -> tuple[int, int]:
+    """(type_tag, expiry_ms) of a stored record, without copying its payload."""
+    _, type_tag, expiry_ms = _RECORD_HEADER.unpack_from(raw)
+    return type_tag, expiry_ms
+
+
+def is_live(raw: bytes, now_ms: int) -> bool:
+    """Whether the stored record `raw` has not expired at `now_ms`."""
+    expiry_ms: int = _RECORD_HEADER.unpack_from(raw)[2]
+    return expiry_ms == 0 or expiry_ms > now_ms
+
+
+# ---- the expiry index -----------------------------------------------------------------------
+
+
+def expiry_key(expiry_ms: int, stored_data_key: bytes) -> bytes:
+    """The index entry saying that the key under `stored_data_key` expires at `expiry_ms`."""
+    return EXPIRY_PREFIX + expiry_ms.to_bytes(8, "big") + stored_data_key[1:]
+
+
+def expiry_range_end(now_ms: int) -> bytes:
+    """The end (exclusive) of the index entries due at `now_ms` (expiry_ms <= now_ms)."""
+    return EXPIRY_PREFIX + (now_ms + 1).to_bytes(8, "big")
+
+
+def parse_expiry_key(index_key: bytes) -> tuple[bytes, int]:
+    """(Redis key, expiry_ms) of an expiry index entry."""
+    expiry_ms = int.from_bytes(index_key[1:EXPIRY_KEY_HEADER_BYTES], "big")
+    return index_key[EXPIRY_KEY_HEADER_BYTES + DATA_KEY_HEADER_BYTES - 1 :], expiry_ms
+
+
+EXPIRY_START = EXPIRY_PREFIX
+EXPIRY_END = b"y"
+
+# ---- per-slot key counts --------------------------------------------------------------------
+
+
+def count_key(stored_data_key: bytes) -> bytes:
+    """The record counting the keys of the slot `stored_data_key` belongs to."""
+    return COUNT_PREFIX + stored_data_key[1:3]
+
+
+def encode_count(count: int) -> bytes:
+    return _COUNT.pack(count)
+
+
+def decode_count(raw: bytes) -> int:
+    count: int = _COUNT.unpack(raw)[0]
+    return count
+
+
+COUNT_START = COUNT_PREFIX
+COUNT_END = b"d"
