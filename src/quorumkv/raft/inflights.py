@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from quorumkv.invariant import invariant
+from quorumkv.invariant import InvariantViolation, invariant
 
 
 class Inflights:
@@ -31,11 +31,12 @@ class Inflights:
 
     def add(self, index: int, size_bytes: int) -> None:
         """Record an append whose last entry is `index`, carrying `size_bytes` bytes."""
-        invariant(not self.full(), "cannot send an append: the inflights window is full")
-        invariant(
-            not self._records or self._records[-1][0] < index,
-            f"inflight indexes must increase (adding {index} after {self.last_index()})",
-        )
+        # Checked with `if` first: this runs per append, and the message is formatted lazily.
+        if self.full() or (self._records and self._records[-1][0] >= index):
+            raise InvariantViolation(
+                f"cannot record append up to {index}: window full ({self.full()}) or not "
+                f"after the newest in flight ({self.last_index()})"
+            )
         self._records.append((index, size_bytes))
         self.bytes += size_bytes
 

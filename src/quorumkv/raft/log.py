@@ -17,8 +17,10 @@ a given term, so the leader can skip a whole term of divergent entries per round
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from quorumkv.errors import LogCompacted, LogUnavailable
-from quorumkv.invariant import invariant
+from quorumkv.invariant import InvariantViolation, invariant
 from quorumkv.raft.log_reader import LogReader
 from quorumkv.raft.log_unstable import UnstableLog
 from quorumkv.raft.types import Entry, SnapshotMeta
@@ -151,21 +153,21 @@ class RaftLog:
         """Append entries (replacing any from entries[0].index on); returns the last index."""
         if not entries:
             return self.last_index()
-        invariant(
-            entries[0].index > self.committed,
-            f"cannot overwrite committed entry {entries[0].index} (commit {self.committed})",
-        )
+        if entries[0].index <= self.committed:
+            raise InvariantViolation(
+                f"cannot overwrite committed entry {entries[0].index} (commit {self.committed})"
+            )
         self.unstable.truncate_and_append(entries)
-        return self.last_index()
+        return entries[-1].index
 
     # ---- cursors ----------------------------------------------------------------------------
 
     def commit_to(self, index: int) -> None:
         if index > self.committed:
-            invariant(
-                index <= self.last_index(),
-                f"commit index {index} is past the last index {self.last_index()}",
-            )
+            if index > self.last_index():
+                raise InvariantViolation(
+                    f"commit index {index} is past the last index {self.last_index()}"
+                )
             self.committed = index
 
     def maybe_commit(self, index: int, term: int) -> bool:
@@ -179,10 +181,10 @@ class RaftLog:
     def applied_to(self, index: int) -> None:
         if index <= self.applied:
             return
-        invariant(
-            index <= self.committed,
-            f"applied index {index} is past the commit index {self.committed}",
-        )
+        if index > self.committed:
+            raise InvariantViolation(
+                f"applied index {index} is past the commit index {self.committed}"
+            )
         self.applied = index
         self.applying = max(self.applying, index)
 
@@ -207,7 +209,8 @@ class RaftLog:
         first = self.first_index()
         if low < first:
             raise LogCompacted(self.group_id, low, first)
-        invariant(high <= self.last_index() + 1, f"slice end {high} is past the log end")
+        if high > self.last_index() + 1:
+            raise InvariantViolation(f"slice end {high} is past the log end {self.last_index()}")
         if low >= high:
             return []
         offset = self.unstable.offset
@@ -242,9 +245,18 @@ def limit_size(entries: list[Entry], bytes_max: int) -> list[Entry]:
     """The longest prefix of `entries` within `bytes_max` bytes, but at least one entry."""
     if not entries:
         return entries
+    # Fast path: the whole list fits (the usual case), summed without a Python-level loop.
+    if sum(map(len, map(_data_of, entries))) + ENTRY_OVERHEAD_BYTES * len(entries) <= bytes_max:
+        return entries
     total = entries[0].size_bytes()
     for position in range(1, len(entries)):
         total += entries[position].size_bytes()
         if total > bytes_max:
             return entries[:position]
     return entries
+
+
+_data_of = attrgetter("data")
+
+ENTRY_OVERHEAD_BYTES = Entry(0, 0).size_bytes()
+"""What Entry.size_bytes() adds to the data length of every entry."""

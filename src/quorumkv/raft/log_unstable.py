@@ -13,7 +13,7 @@ divergent log): lookups check here first, so the newer entries shadow the persis
 
 from __future__ import annotations
 
-from quorumkv.invariant import invariant
+from quorumkv.invariant import InvariantViolation
 from quorumkv.raft.types import Entry, SnapshotMeta
 
 
@@ -105,7 +105,8 @@ class UnstableLog:
         """Append `entries`, first dropping any held entry at or after entries[0].index."""
         start = entries[0].index
         end = self.offset + len(self.entries)
-        invariant(start <= end, f"appending index {start} would leave a gap after {end - 1}")
+        if start > end:
+            raise InvariantViolation(f"appending index {start} would leave a gap after {end - 1}")
         if start == end:
             self.entries.extend(entries)
         elif start <= self.offset:
@@ -119,9 +120,9 @@ class UnstableLog:
 
     def slice(self, low: int, high: int) -> list[Entry]:
         """Held entries with index in [low, high)."""
-        invariant(
-            self.offset <= low <= high <= self.offset + len(self.entries),
-            f"unstable slice [{low}, {high}) is outside [{self.offset}, "
-            f"{self.offset + len(self.entries)})",
-        )
+        if not self.offset <= low <= high <= self.offset + len(self.entries):
+            raise InvariantViolation(
+                f"unstable slice [{low}, {high}) is outside [{self.offset}, "
+                f"{self.offset + len(self.entries)})"
+            )
         return self.entries[low - self.offset : high - self.offset]

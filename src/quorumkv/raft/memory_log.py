@@ -13,7 +13,7 @@ The host plays the role of the disk: after persisting a Ready it calls `append`,
 from __future__ import annotations
 
 from quorumkv.errors import LogCompacted, LogUnavailable
-from quorumkv.invariant import invariant
+from quorumkv.invariant import InvariantViolation, invariant
 from quorumkv.raft.bootstrap import bootstrap_state
 from quorumkv.raft.log import limit_size
 from quorumkv.raft.types import ConfState, Entry, HardState, SnapshotMeta
@@ -94,10 +94,10 @@ class MemoryLog:
         if entries[0].index <= offset:
             entries = entries[offset + 1 - entries[0].index :]
         position = entries[0].index - offset
-        invariant(
-            position <= len(self._entries),
-            f"appending index {entries[0].index} would leave a gap after {self.last_index()}",
-        )
+        if position > len(self._entries):
+            raise InvariantViolation(
+                f"appending index {entries[0].index} would leave a gap after {self.last_index()}"
+            )
         del self._entries[position:]
         self._entries.extend(entries)
 

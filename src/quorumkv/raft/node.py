@@ -261,7 +261,9 @@ class Node:
         is larger than limits.proposal_bytes_max or would push uncommitted bytes past
         config.uncommitted_bytes_max.
         """
-        return self._propose(Entry(0, 0, EntryType.NORMAL, data))
+        # Stamped with the term and index it gets if we lead, so the leader need not copy it.
+        entry = Entry(self._term, self.raft_log.last_index() + 1, EntryType.NORMAL, data)
+        return self._propose(entry)
 
     def propose_conf_change(self, change: ConfChange) -> tuple[int, int]:
         """Propose a membership change as leader; returns the (term, index) of its entry.
@@ -724,7 +726,9 @@ class Node:
 
     def _step_leader(self, message: Message) -> None:
         kind = message.type
-        if kind == MessageType.APPEND_RESPONSE:
+        if kind == MessageType.PROPOSE:
+            self._handle_propose(message)
+        elif kind == MessageType.APPEND_RESPONSE:
             progress = self.tracker.progress.get(message.source)
             if progress is not None:
                 self._handle_append_response(message, progress)
@@ -732,8 +736,6 @@ class Node:
             progress = self.tracker.progress.get(message.source)
             if progress is not None:
                 self._handle_heartbeat_response(message, progress)
-        elif kind == MessageType.PROPOSE:
-            self._handle_propose(message)
         elif kind == MessageType.BEAT:
             self._broadcast_heartbeat(self._read_only.last_pending_context())
         elif kind == MessageType.CHECK_QUORUM:
@@ -763,15 +765,16 @@ class Node:
             raise ProposalDropped(self._group_id, "this replica was removed from the group")
         if self._lead_transferee:
             raise LeaderTransferInProgress(self._group_id, self._lead_transferee)
+        entries = message.entries
         conf_change_offset = 0
-        for offset, entry in enumerate(message.entries, 1):
+        for offset, entry in enumerate(entries, 1):
             if entry.type == EntryType.CONF_CHANGE:
                 invariant(not conf_change_offset, "one conf change per proposal")
                 self._check_conf_change(entry)
                 conf_change_offset = offset
-        last = self._append_entries(message.entries)
+        last = self._append_entries(entries)
         if conf_change_offset:
-            self._pending_conf_index = last - len(message.entries) + conf_change_offset
+            self._pending_conf_index = last - len(entries) + conf_change_offset
 
     def _check_conf_change(self, entry: Entry) -> None:
         """Refuse a conf change while another is unapplied (only one may be in flight, so
@@ -793,11 +796,19 @@ class Node:
         raft_log = self.raft_log
         term = self._term
         last = raft_log.last_index()
-        stamped = [
-            Entry(term, last + position, entry.type, entry.data)
-            for position, entry in enumerate(entries, 1)
-        ]
-        size = sum(len(entry.data) for entry in stamped)
+        if len(entries) == 1:
+            # The common case (one proposal), kept lean: reuse the entry if propose() stamped
+            # it right.
+            entry = entries[0]
+            if entry.term != term or entry.index != last + 1:
+                entries = [Entry(term, last + 1, entry.type, entry.data)]
+            size = len(entry.data)
+        else:
+            entries = [
+                Entry(term, last + position, entry.type, entry.data)
+                for position, entry in enumerate(entries, 1)
+            ]
+            size = sum(len(entry.data) for entry in entries)
         if (
             self._uncommitted_bytes > 0
             and size > 0
@@ -809,8 +820,10 @@ class Node:
                 f"(uncommitted_bytes_max is {self.config.uncommitted_bytes_max})",
             )
         self._uncommitted_bytes += size
-        last = raft_log.append(stamped)
-        self.tracker.progress[self._id].maybe_update(last)
+        last = raft_log.append(entries)
+        own = self.tracker.progress[self._id]
+        own.match = last
+        own.next = last + 1
         self._broadcast_pending = True
         if self.tracker.is_single_voter(self._id):
             self._maybe_commit()
