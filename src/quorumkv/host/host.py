@@ -61,8 +61,6 @@ membership. (TiKV does the same.)"""
 
 BOOTSTRAP_TERM = 5
 
-EXPIRE_DELETE = b"QKV.EXPIRE-DELETE"
-
 
 class Transport(Protocol):
     """How the host sends to other nodes: never blocks; may drop (Raft tolerates loss)."""
@@ -287,9 +285,8 @@ class Host:
                 continue
             view = ReadView(self.store.shard(replica.shard_id))
             due = state_machine.expired_keys(view, now, limits.expire_deletions_per_round_max)
-            for key, expiry_ms in due:
-                args = (key, str(expiry_ms).encode())
-                self._propose_command(replica, Command(EXPIRE_DELETE, args, now), None)
+            if due:
+                self._propose_command(replica, state_machine.expire_delete_command(due, now), None)
 
     # ---- the Ready driver ----------------------------------------------------------------------
 

@@ -1,0 +1,121 @@
+"""The host drives Raft, storage and the state machine: writes commit, reads see them."""
+
+from __future__ import annotations
+
+from quorumkv import errors
+from quorumkv.host.host import HostConfig
+from quorumkv.host.shard_view import ReadView
+from quorumkv.kv import state_machine
+from quorumkv.kv.reply import SimpleString
+from quorumkv.raft.confchange import ConfChange
+
+from .cluster import Cluster
+
+
+def stored_value(cluster: Cluster, node_id: int, key: bytes) -> object:
+    """The value of `key` in the applied data of node_id's replica, read locally."""
+    view = ReadView(cluster.stores[node_id].shard(1))
+    return state_machine.read(view, b"GET", (key,), cluster.clock[0])
+
+
+def elect(cluster: Cluster) -> int:
+    cluster.run_until(lambda: cluster.leader() != 0)
+    return cluster.leader()
+
+
+def test_a_write_on_the_leader_is_applied_on_every_replica() -> None:
+    """SET through the leader returns OK and every replica's store holds the value."""
+    cluster = Cluster(3)
+    leader = elect(cluster)
+    reply = cluster.call(leader, b"SET", b"k", b"v1")
+    assert reply == SimpleString(b"OK")
+    cluster.run_until(lambda: all(h.replica(1).applied.index == cluster.hosts[leader].replica(1).applied.index
+                                  for h in cluster.hosts.values()))
+    for node_id in cluster.hosts:
+        assert stored_value(cluster, node_id, b"k") == b"v1"
+
+
+def test_a_follower_refuses_writes_naming_the_leader() -> None:
+    """A write submitted to a follower fails definitely with NotLeader and the leader's id."""
+    cluster = Cluster(3)
+    leader = elect(cluster)
+    follower = next(n for n in cluster.hosts if n != leader)
+    cluster.run_until(lambda: cluster.hosts[follower].leader_of(1) == leader)
+    result = cluster.call(follower, b"SET", b"k", b"v")
+    assert isinstance(result, errors.NotLeader)
+    assert result.leader_id == leader and result.definite
+
+
+def test_linearizable_read_after_write_sees_the_write() -> None:
+    """A GET after an acknowledged SET returns the new value (ReadIndex read)."""
+    cluster = Cluster(3)
+    leader = elect(cluster)
+    cluster.call(leader, b"SET", b"k", b"one")
+    cluster.call(leader, b"SET", b"k", b"two")
+    assert cluster.call(leader, b"GET", b"k") == b"two"
+
+
+def test_a_new_replica_catches_up_by_snapshot_after_compaction() -> None:
+    """After the leader compacts its log, a learner added on a new node receives a snapshot
+    streamed in chunks and ends with the same data."""
+    cluster = Cluster(3, config=HostConfig(log_compaction_entries_min=5, snapshot_chunk_bytes_max=64))
+    leader = elect(cluster)
+    for i in range(30):
+        cluster.call(leader, b"SET", b"key%d" % i, b"value%d" % i)
+    assert cluster.stores[leader].log(1).first_index() > 6, "the leader compacted its log"
+    cluster.add_node(4, 1)
+    results: list[object] = []
+    cluster.hosts[leader].propose_conf_change(1, ConfChange.add_learner(4), results.append)
+    cluster.run_until(lambda: bool(results))
+    cluster.run_until(lambda: cluster.hosts[4].replica(1).applied.index
+                      >= cluster.hosts[leader].replica(1).applied.index)
+    for i in range(30):
+        assert stored_value(cluster, 4, b"key%d" % i) == b"value%d" % i
+    assert cluster.hosts[4].replica(1).applied.conf_state.learners == (4,)
+
+
+def test_a_restarted_node_recovers_its_applied_state_from_the_store() -> None:
+    """A host rebuilt on the same store finds its shard, its applied point and its data."""
+    cluster = Cluster(3)
+    leader = elect(cluster)
+    cluster.call(leader, b"SET", b"k", b"v")
+    applied = cluster.hosts[leader].replica(1).applied
+    store = cluster.stores[leader]
+    host = cluster._host(leader, store)
+    host.start()
+    assert host.replica(1).applied == applied
+
+
+def test_a_full_disk_refuses_writes_definitely_and_the_node_resumes_when_space_returns() -> None:
+    """While the leader's disk refuses writes, new writes fail with DiskFull (definite); once
+    writes succeed again, the stalled cycle completes and the cluster keeps committing."""
+    import random
+
+    from quorumkv.storage.faulty_disk import FaultyDiskStore
+
+    cluster = Cluster(3, store_factory=lambda n: FaultyDiskStore(random.Random(n), torn_probability=0.0))
+    leader = elect(cluster)
+    cluster.call(leader, b"SET", b"k", b"before")
+    store = cluster.stores[leader]
+    store.fail_writes_next(3)
+    first: list[object] = []
+    cluster.hosts[leader].submit(1, b"SET", (b"k", b"during"), first.append)
+    cluster.hosts[leader].process()  # the persist step fails: the cycle stalls
+    refused = cluster.call(leader, b"SET", b"k", b"refused", ticks_max=1)
+    assert isinstance(refused, errors.DiskFull) and refused.definite
+    cluster.run_until(lambda: bool(first))
+    assert first[0] == SimpleString(b"OK")
+    assert cluster.call(leader, b"GET", b"k") == b"during"
+
+
+def test_an_expired_key_is_deleted_by_the_leader_on_every_replica() -> None:
+    """A key set with PX is invisible after its expiry and then removed from every replica's
+    data by a leader-proposed deletion (the same entry applied everywhere)."""
+    cluster = Cluster(3)
+    leader = elect(cluster)
+    cluster.call(leader, b"SET", b"k", b"v", b"PX", b"50")
+    cluster.clock[0] += 100
+    assert cluster.call(leader, b"GET", b"k") is None
+    def gone_everywhere() -> bool:
+        return all(not cluster.stores[n].shard(1).scan(b"", None, 10) for n in cluster.hosts)
+    cluster.run_until(gone_everywhere)
