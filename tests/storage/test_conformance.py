@@ -6,6 +6,7 @@ Each test runs against the memory store, the faulty disk (no faults) and RocksDB
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +46,12 @@ def write(store: NodeStore, sync: bool = True, **changes: Any) -> None:
     for key, value in changes.items():
         batch.put(1, key.encode(), value)
     store.write(batch, sync=sync)
+
+
+def before_and_after_reopen(stores: StoreFactory, store: Any) -> Iterator[Any]:
+    """The store, then (once the caller is done with it) the store reopened."""
+    yield store
+    yield stores.reopen(store)
 
 
 def transfer(source: NodeStore, target: NodeStore, shard_id: int, chunk_bytes: int = 64) -> Any:
@@ -188,9 +195,11 @@ def test_one_batch_can_append_compact_and_append_again(stores: StoreFactory) -> 
     batch.compact_log(1, SnapshotMeta(3, 1, VOTERS))
     batch.append_entries(1, entries(5, 8, 2))
     store.write(batch, sync=True)
-    for log in (store.log(1), stores.reopen(store).log(1)):
+    for _ in range(2):
+        log = store.log(1)
         assert (log.first_index(), log.last_index()) == (4, 8)
         assert log.entries(4, 9, 10**9) == entries(4, 4, 1) + entries(5, 8, 2)
+        store = stores.reopen(store)
 
 
 def test_hard_state_is_kept_per_shard(stores: StoreFactory) -> None:
@@ -229,7 +238,7 @@ def test_data_put_delete_scan_are_isolated_per_shard(stores: StoreFactory) -> No
     batch.put(1, b"\xff\xff", b"high")
     batch.delete(2, b"b")
     store.write(batch, sync=True)
-    for current in (store, stores.reopen(store)):
+    for current in before_and_after_reopen(stores, store):
         one, two = current.shard(1), current.shard(2)
         assert one.get(b"a") == b"one-a" and two.get(b"a") == b"two-a"
         assert two.get(b"b") is None and current.shard(3).get(b"a") is None
@@ -302,7 +311,7 @@ def test_drop_shard_removes_every_trace_and_nothing_else(stores: StoreFactory) -
     batch = store.batch()
     batch.drop_shard(1)
     store.write(batch, sync=True)
-    for current in (store, stores.reopen(store)):
+    for current in before_and_after_reopen(stores, store):
         assert current.shard_ids() == [2]
         log = current.log(1)
         assert (log.first_index(), log.last_index(), log.hard_state()) == (1, 0, HardState())
@@ -388,7 +397,7 @@ def test_snapshot_round_trip_between_any_two_stores(stores: StoreFactory,
     batch = target.batch()
     batch.install_snapshot(7, image)
     target.write(batch, sync=True)
-    for current in (target, other_stores.reopen(target)):
+    for current in before_and_after_reopen(other_stores, target):
         rows = current.shard(7).scan(b"", None, 1000)
         assert rows == source.shard(7).scan(b"", None, 1000) and len(rows) == 300
         log = current.log(7)

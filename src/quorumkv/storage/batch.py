@@ -87,8 +87,9 @@ class PutMeta:
 Operation = (AppendEntries | SetHardState | CompactLog | Put | Delete | SetApplied
              | InstallSnapshot | DropShard | PutMeta)
 
-SHARD_ID_MAX = 2**32 - 1
-"""Shard ids are stored as fixed-width 32-bit big-endian key prefixes."""
+SHARD_ID_MAX = 2**32 - 2
+"""Shard ids are fixed-width 32-bit big-endian key prefixes; the top value is kept free so
+that `shard + 1` bounds every key range of a shard."""
 
 
 class OperationBatch:
@@ -171,4 +172,4 @@ def in_memory_image(image: StagedSnapshot) -> SnapshotImage:
 
 
 def _check_shard(shard_id: int) -> None:
-    invariant(0 <= shard_id <= SHARD_ID_MAX, f"shard id {shard_id} is outside [0, 2**32)")
+    invariant(0 <= shard_id <= SHARD_ID_MAX, f"shard id {shard_id} is outside [0, 2**32 - 1)")
