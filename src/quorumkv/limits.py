@@ -81,6 +81,11 @@ expire_interval_ticks = 10
 expire_deletions_per_round_max = 64
 """Expired keys a leader proposes to delete per round at most."""
 
+# ---- History checkers -----------------------------------------------------------------------
+
+counterexample_operations_max = 16
+"""Operations a checker's verdict quotes as its counterexample at most."""
+
 # ---- Server (wall-clock time, connections, queues) -------------------------------------------
 
 request_timeout_ms = 5_000
@@ -129,11 +134,6 @@ peer_handshake_timeout_ms = 5_000
 shutdown_transfer_timeout_ms = 2_000
 """On graceful shutdown, how long a leader waits for leadership to move to another node."""
 
-# ---- History checkers -----------------------------------------------------------------------
-
-counterexample_operations_max = 16
-"""Operations a checker's verdict quotes as its counterexample at most."""
-
 # ---- Redis data model and RESP (kv/, codec/resp.py) -----------------------------------------
 
 bulk_bytes_max = 512 * 1024 * 1024
@@ -166,3 +166,20 @@ store_page_records_max = 1_024
 
 random_key_records_max = 1_000
 """Stored keys RANDOMKEY looks at, skipping expired ones, before answering nil."""
+
+# ---- Storage (RocksDB) ----------------------------------------------------------------------
+
+rocksdb_block_cache_bytes = 64 * 1024 * 1024
+"""Bytes of the block cache shared by all column families (data, index and filter blocks)."""
+
+rocksdb_write_buffer_bytes = 16 * 1024 * 1024
+"""Bytes of one memtable of one column family before it is switched and flushed."""
+
+rocksdb_write_buffers_total_bytes = 64 * 1024 * 1024
+"""Bytes of all memtables of all column families together (db_write_buffer_size)."""
+
+rocksdb_wal_total_bytes_max = 256 * 1024 * 1024
+"""Bytes of write-ahead logs kept before the oldest memtables are flushed (bounds recovery)."""
+
+snapshot_sst_file_bytes_max = 256 * 1024 * 1024
+"""Bytes of one SST file a received snapshot is staged into; bigger images use several."""
