@@ -114,8 +114,8 @@ async def _run_cluster(nodes: int, host: str, client_port: int, peer_port: int,
             *node_command(node_id, peers, data_dir, extra),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         processes[node_id] = process
-        assert process.stdout is not None
-        relays.append(asyncio.ensure_future(_relay(f"[node {node_id}]", process.stdout)))
+        if process.stdout is not None:
+            relays.append(asyncio.ensure_future(_relay(f"[node {node_id}]", process.stdout)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):

@@ -100,7 +100,7 @@ async def test_a_node_of_another_cluster_is_refused_and_both_sides_log_why(
         refused = [r.message for r in caplog.records if "refused by node" in r.message]
         assert refusing and refused
         assert not pair.a.is_connected(2) and not pair.b.is_connected(1)
-        assert pair.a.send_record(2, heartbeat(1, 2, 1)) is True  # queued, then dropped
+        assert pair.a.send_record(2, heartbeat(1, 2, 1)) is False  # no live connection
         assert pair.received == {1: [], 2: []}
     finally:
         await pair.close()

@@ -64,7 +64,7 @@ _SERVER_COMMANDS: dict[bytes, ServerCommand] = {}
 
 def _command(name: bytes, arity: int, flags: str, categories: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        spec = CommandSpec(name=name.lower(), arity=arity,
+        spec = CommandSpec(name=name, arity=arity,
                            flags=tuple(f.encode() for f in flags.split()), first_key=0,
                            last_key=0, key_step=0,
                            categories=tuple(c.encode() for c in categories.split()))
@@ -91,8 +91,7 @@ def execute(connection: ClientConnection, argv: list[bytes], slot: ReplySlot) ->
         else:
             connection.fill(slot, local.handler(connection, args))
         return
-    spec = kv_commands.spec(name)
-    if spec is None or spec.internal:
+    if kv_commands.command_spec(name) is None:
         connection.fill(slot, unknown_command_error(argv[0], args))
         return
     invalid = kv_commands.validate(name, args)
@@ -111,7 +110,7 @@ def shard_of(name: bytes, args: tuple[bytes, ...]) -> int:
 def all_specs() -> list[CommandSpec]:
     """Every command a client may send, as COMMAND reports them."""
     specs = [c.spec for c in _SERVER_COMMANDS.values()]
-    specs.extend(s for s in kv_commands.specs() if not s.internal)
+    specs.extend(kv_commands.all_specs())
     return sorted(specs, key=lambda s: s.name)
 
 
@@ -120,8 +119,7 @@ def _find_spec(name: bytes) -> CommandSpec | None:
     local = _SERVER_COMMANDS.get(upper)
     if local is not None:
         return local.spec
-    spec = kv_commands.spec(upper)
-    return None if spec is None or spec.internal else spec
+    return kv_commands.command_spec(upper)
 
 
 def _unknown_subcommand(command: bytes, subcommand: bytes) -> ErrorReply:
@@ -413,7 +411,7 @@ _CLIENT_SUBCOMMANDS: dict[bytes, Handler] = {
 
 def command_info(spec: CommandSpec) -> Reply:
     """One command as COMMAND INFO describes it (Redis 7 layout)."""
-    return [spec.name, spec.arity, [SimpleString(f) for f in spec.flags], spec.first_key,
+    return [spec.name.lower(), spec.arity, [SimpleString(f) for f in spec.flags], spec.first_key,
             spec.last_key, spec.key_step, [SimpleString(c) for c in spec.categories], [], [], []]
 
 
@@ -439,9 +437,9 @@ def _command_command(connection: ClientConnection, args: tuple[bytes, ...]) -> R
     if subcommand == b"DOCS":
         specs = all_specs() if len(args) == 1 else [
             s for n in args[1:] if (s := _find_spec(n)) is not None]
-        return Map([(s.name, _command_docs(s)) for s in specs])
+        return Map([(s.name.lower(), _command_docs(s)) for s in specs])
     if subcommand == b"LIST":
-        return [spec.name for spec in all_specs()]
+        return [spec.name.lower() for spec in all_specs()]
     if subcommand == b"GETKEYS":
         return _command_getkeys(args[1:])
     if subcommand == b"HELP":

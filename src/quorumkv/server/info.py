@@ -115,10 +115,10 @@ def _keyspace(node: ServerNode, clients: ClientServer) -> list[str]:
 
 
 def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
-    assert node.membership is not None
+    membership = node.require_membership()
     lines = [
         f"node_id:{node.node_id}",
-        f"cluster_id:{node.membership.cluster_id}",
+        f"cluster_id:{membership.cluster_id}",
         f"shards:{','.join(str(s) for s in node.host.shard_ids())}",
     ]
     for shard_id, status in node.host.status().items():
@@ -128,7 +128,7 @@ def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
             f"pending_proposals={status['pending_proposals']},"
             f"pending_reads={status['pending_reads']}")
     for peer, state in node.transport.status().items():
-        entry = node.membership.peers.get(peer)
+        entry = membership.peers.get(peer)
         client = entry.client_address if entry is not None else None
         lines.append(f"peer_{peer}:state={state},client_address={client or ''}")
     lines.append(f"tick_ms:{node.config.tick_ms}")

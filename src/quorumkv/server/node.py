@@ -33,7 +33,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from quorumkv import errors, limits
 from quorumkv.codec.peer import (
@@ -44,7 +44,7 @@ from quorumkv.codec.peer import (
     PeerRecord,
 )
 from quorumkv.host.host import Host, HostConfig
-from quorumkv.invariant import InvariantViolation
+from quorumkv.invariant import InvariantViolation, invariant
 from quorumkv.kv import commands as kv_commands
 from quorumkv.server.config import ServerConfig
 from quorumkv.server.dispatcher import Dispatcher
@@ -111,22 +111,23 @@ class ServerNode:
         _raise_file_limit(config.client_connections_max + 256)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = self._open_store(config.data_dir / "store")
-        self.store = store if config.sync else _UnsyncedStore(store)  # type: ignore[assignment]
-        assert self.store is not None
-        membership = establish(self.store, config)
+        if not config.sync:
+            store = cast(NodeStore, _UnsyncedStore(store))
+        self.store = store
+        membership = establish(store, config)
         self.membership = membership
         node_id = membership.node_id
         self.transport = PeerTransport(
             node_id, membership.cluster_id,
             {n: e.peer_address for n, e in membership.peers.items()},
             self._on_peer_record, on_peer_down=self._on_peer_down)
-        self.host = Host(node_id, self.store, self.transport, random.Random(),
+        self.host = Host(node_id, store, self.transport, random.Random(),
                          clock_ms=lambda: int(time.time() * 1000),
                          config=HostConfig(
                              election_timeout_ticks=config.election_timeout_ticks,
                              heartbeat_interval_ticks=config.heartbeat_interval_ticks,
                              read_only=config.read_only))
-        if not self.store.shard_ids():
+        if not store.shard_ids():
             for shard_id in INITIAL_SHARDS:
                 self.host.bootstrap_shard(shard_id, sorted(membership.peers))
             log.info("node %d: bootstrapped shards %s with voters %s", node_id,
@@ -147,13 +148,16 @@ class ServerNode:
                  config.data_dir)
 
     def _loop(self) -> asyncio.AbstractEventLoop:
-        assert self.loop is not None
-        return self.loop
+        invariant(self.loop is not None, "the node is used before start()")
+        return cast(asyncio.AbstractEventLoop, self.loop)
+
+    def require_membership(self) -> Membership:
+        invariant(self.membership is not None, "the node is used before start()")
+        return cast(Membership, self.membership)
 
     @property
     def node_id(self) -> int:
-        assert self.membership is not None
-        return self.membership.node_id
+        return self.require_membership().node_id
 
     def install_signal_handlers(self) -> None:
         for signal_number in (signal.SIGTERM, signal.SIGINT):
@@ -271,13 +275,14 @@ class ServerNode:
             store.close()
 
     async def _hand_over_leadership(self) -> None:
-        led = [s for s in self.host.shard_ids() if self.host.is_leader(s)]
-        for shard_id in led:
+        led = []
+        for shard_id in [s for s in self.host.shard_ids() if self.host.is_leader(s)]:
             target = self._transfer_target(shard_id)
             if target:
                 log.info("node %d: handing leadership of shard %d to node %d", self.node_id,
                          shard_id, target)
                 self.host.transfer_leader(shard_id, target)
+                led.append(shard_id)
         if led:
             self.schedule()
             await self._wait(lambda: not any(self.host.is_leader(s) for s in led),

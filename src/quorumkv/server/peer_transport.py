@@ -31,6 +31,7 @@ import logging
 import struct
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 from quorumkv import limits
 from quorumkv.codec.peer import (
@@ -203,9 +204,8 @@ class _PeerProtocol(asyncio.Protocol):
     # -- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=limits.peer_write_buffer_bytes_max)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport.set_write_buffer_limits(high=limits.peer_write_buffer_bytes_max)
         self.owner.connections.add(self)
         self.timeout = asyncio.get_running_loop().call_later(
             limits.peer_handshake_timeout_ms / 1000, self._handshake_timed_out)
@@ -323,14 +323,19 @@ class PeerTransport:
     # -- sending
 
     def send(self, target_node: int, message: PeerRecord) -> None:
-        """Queue one record for a peer (host.Transport). Never blocks; may drop."""
-        self.send_record(target_node, message)
+        """Queue one Raft record for a peer (host.Transport). Never blocks; may drop: frames
+        queued while the connection is being (re)established go out once it is."""
+        channels = self._snapshot if isinstance(message, SnapshotChunk) else self._raft
+        outbound = channels.get(target_node)
+        if outbound is not None and outbound.enqueue(encode_peer_message(message)):
+            self._dirty.add(outbound)
 
     def send_record(self, target_node: int, record: PeerRecord) -> bool:
-        """Queue one record; False if it was dropped (unknown peer, queue full, closed)."""
-        channels = self._snapshot if isinstance(record, SnapshotChunk) else self._raft
-        outbound = channels.get(target_node)
-        if outbound is None:
+        """Queue one record on a live connection; False if it was not queued (unknown peer,
+        connection not established, queue full). A record queued is written unless the
+        connection fails first, in which case `on_peer_down` reports it."""
+        outbound = self._raft.get(target_node)
+        if outbound is None or outbound.state is not _State.READY:
             return False
         if not outbound.enqueue(encode_peer_message(record)):
             return False

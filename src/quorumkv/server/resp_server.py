@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from quorumkv import limits
 from quorumkv.codec.resp import RespParser, RespProtocolError, encode_reply
@@ -46,6 +46,7 @@ class ReplySlot:
     __slots__ = ("data", "protocol")
 
     def __init__(self, protocol: int) -> None:
+        """`protocol` 0: not yet known (the reply uses the connection's current one)."""
         self.data: bytes | None = None
         self.protocol = protocol
 
@@ -80,14 +81,14 @@ class ClientConnection(asyncio.Protocol):
     # ---- asyncio callbacks -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.address = _format_peer(transport.get_extra_info("peername"))
-        self.local_address = _format_peer(transport.get_extra_info("sockname"))
-        transport.set_write_buffer_limits(high=limits.client_write_buffer_bytes_max)
+        stream = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = stream
+        self.address = _format_peer(stream.get_extra_info("peername"))
+        self.local_address = _format_peer(stream.get_extra_info("sockname"))
+        stream.set_write_buffer_limits(high=limits.client_write_buffer_bytes_max)
         if not self.server.admit(self):
-            transport.write(MAX_CLIENTS_REACHED)
-            transport.close()
+            stream.write(MAX_CLIENTS_REACHED)
+            stream.close()
 
     def data_received(self, data: bytes) -> None:
         if self._close_after_flush or self.closed or not self.server.accepting:
@@ -123,9 +124,10 @@ class ClientConnection(asyncio.Protocol):
     def _execute(self, argv: list[bytes]) -> None:
         self.commands_executed += 1
         self.server.commands_total += 1
-        slot = ReplySlot(self.protocol)
-        self._pending.append(slot)
+        slot = ReplySlot(0)  # a reply given at once uses the protocol the command left:
+        self._pending.append(slot)  # HELLO 3 answers in RESP3
         commands.execute(self, argv, slot)
+        slot.protocol = self.protocol  # a later reply uses the protocol of its command's time
 
     def reply_now(self, reply: Reply) -> None:
         """Answer in a new slot (protocol errors: not tied to a parsed command)."""
@@ -135,14 +137,17 @@ class ClientConnection(asyncio.Protocol):
 
     def fill(self, slot: ReplySlot, reply: Reply) -> None:
         """Complete a command's reply; written once every earlier reply is complete."""
-        slot.data = encode_reply(reply, slot.protocol)
+        slot.data = encode_reply(reply, self.protocol if slot.protocol == 0 else slot.protocol)
         pending = self._pending
         if pending[0] is not slot:
             return
-        while pending and pending[0].data is not None:
-            data = pending.popleft().data
-            assert data is not None
-            self._out.append(data)
+        out = self._out
+        while pending:
+            data = pending[0].data
+            if data is None:
+                break
+            pending.popleft()
+            out.append(data)
             self._out_bytes += len(data)
         self.server.dirty.add(self)
 
