@@ -861,7 +861,12 @@ class Node:
                 progress.become_replicate()
         else:
             progress.inflights.free_to(index)
-        if not self._maybe_commit() and was_paused:
+        if (
+            not self._maybe_commit()
+            and was_paused
+            and progress.commit_sent < self.raft_log.committed
+        ):
+            # It was paused, so it may not know the commit index yet.
             self._send_append(message.source, progress, send_if_empty=True)
         while self._send_append(message.source, progress, send_if_empty=False):
             pass
@@ -892,13 +897,9 @@ class Node:
             progress.match < self.raft_log.last_index()
             or progress.commit_sent < self.raft_log.committed
         ):
-            # A probe may be empty (it only asks where the logs match); otherwise send an
-            # empty append only to carry a commit index the follower has not seen.
-            send_if_empty = (
-                progress.state == ProgressState.PROBE
-                or progress.commit_sent < self.raft_log.committed
-            )
-            self._send_append(message.source, progress, send_if_empty)
+            # Even an empty append helps: it carries the commit index, and if appends in
+            # flight were lost, the follower's rejection of it restarts probing from `match`.
+            self._send_append(message.source, progress, send_if_empty=True)
         if message.context:
             self._confirm_reads(message.source, message.context)
 
