@@ -255,10 +255,15 @@ class Cluster:
         if target is None:
             return ["  (no such replica)"]
         if message.type == MessageType.SNAPSHOT and message.snapshot is not None:
-            # The host streams the image; it is staged on the receiver before the core sees
-            # the message.
+            # The sender's host snapshots its applied state when it starts sending (possibly
+            # newer than the point the core named) and streams the image; it is staged on the
+            # receiver before the core sees the message.
             sender = self.replicas[message.source]
-            target.staged_images[message.snapshot.index] = sender.image_at(message.snapshot.index)
+            applied = sender.node.applied_index
+            message.snapshot = SnapshotMeta(
+                applied, sender.log.term(applied), sender.conf_state_at(applied)
+            )
+            target.staged_images[applied] = sender.image_at(applied)
         try:
             target.node.step(message)
         except QuorumKVError as error:
@@ -324,6 +329,8 @@ class Cluster:
             f"log=[{status['first_index']}, {status['last_index']}] "
             f"{format_conf_state(status['conf_state'])}"
         ]
+        if status["lead_transferee"]:
+            lines.append(f"  transferring leadership to {status['lead_transferee']}")
         for peer, progress in status.get("progress", {}).items():
             flags = []
             if progress["learner"]:
