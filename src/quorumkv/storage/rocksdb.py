@@ -38,7 +38,6 @@ from typing import Any
 
 import rocksdict
 
-from quorumkv import limits
 from quorumkv.errors import CorruptStorage, DiskFull, FormatVersionMismatch, StorageError
 from quorumkv.invariant import InvariantViolation, invariant
 from quorumkv.raft.types import ConfState, Entry, HardState, SnapshotMeta
@@ -444,7 +443,7 @@ class RocksDBStore:
         """Reopen the database (clearing RocksDB's background error) once there is room to
         replay the WAL into a table file; until then raise errors.DiskFull at once."""
         free = shutil.disk_usage(self.path).free
-        if free < self._wal_bytes() + limits.rocksdb_write_buffer_bytes:
+        if free < self._wal_bytes() + rocksdb_options.RESUME_FREE_BYTES_MARGIN:
             raise DiskFull(self.path)
         self._close_quietly()
         try:
@@ -614,11 +613,18 @@ class RocksDBStore:
 
     # ---- maintenance -----------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Flush every memtable into table files (tests force data into SSTs with it)."""
+    def flush(self, families: tuple[str, ...] = rocksdb_options.COLUMN_FAMILIES) -> None:
+        """Flush the memtables of `families` into table files (tests force data into SSTs)."""
         self._check_open()
-        for family in self._families.values():
-            self._read(lambda family=family: family.flush(True), "flushing memtables")
+        for name in families:
+            family = self._families[name]
+            self._read(lambda family=family: family.flush(True), f"flushing {name}")
+
+    def table_files(self) -> list[str]:
+        """Paths of the live table (SST) files."""
+        self._check_open()
+        return sorted(os.path.join(self.path, os.path.basename(file["name"]))
+                      for file in self._db.live_files())
 
     def verify(self) -> None:
         """Read every record of every column family; raises errors.CorruptStorage."""

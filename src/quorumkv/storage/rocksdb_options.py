@@ -36,6 +36,10 @@ BLOOM_BITS_PER_KEY = 10
 BACKGROUND_JOBS = 2
 """Flush and compaction threads: the machines we target have few cores."""
 
+RESUME_FREE_BYTES_MARGIN = 1024 * 1024
+"""After a full disk, writes resume once the free bytes exceed the WAL's size (replaying it
+writes a table file about as large) by this margin."""
+
 BYTES_PER_SYNC = 1024 * 1024
 """Table and WAL files are synced incrementally every this many bytes, smoothing I/O."""
 
