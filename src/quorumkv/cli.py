@@ -60,6 +60,7 @@ def main() -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(**flags: Any) -> None:
     """Run one quorumkv node until SIGTERM or SIGINT."""
+    from quorumkv.errors import QuorumKVError
     from quorumkv.server.config import ConfigError, load_config
     from quorumkv.server.node import run
 
@@ -74,6 +75,9 @@ def server(**flags: Any) -> None:
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         code = 2
+    except QuorumKVError as error:  # storage refused to open: corrupt, full, wrong format
+        click.echo(f"error: {error}", err=True)
+        code = 1
     except OSError as error:
         click.echo(f"error: {error}", err=True)
         code = 1

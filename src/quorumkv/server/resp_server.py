@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from quorumkv import limits
 from quorumkv.codec.resp import RespParser, RespProtocolError, encode_reply
-from quorumkv.kv.reply import ErrorReply, Reply
+from quorumkv.kv.reply import Reply
 from quorumkv.server import commands
 from quorumkv.server.config import Address
 
@@ -102,7 +102,7 @@ class ClientConnection(asyncio.Protocol):
                     break
                 self._execute(command)
         except RespProtocolError as error:
-            self.reply_now(ErrorReply(f"ERR Protocol error: {error}".encode()))
+            self.reply_now(error.reply)
             self.close_after_replies()
         self.server.node.schedule()
         self._apply_back_pressure()
