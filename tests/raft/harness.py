@@ -13,12 +13,13 @@ Every action can return trace lines; the golden runner prints them.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from quorumkv.errors import QuorumKVError
-from quorumkv.raft.config import Config
 from quorumkv.raft.confchange import ConfChange
+from quorumkv.raft.config import Config
 from quorumkv.raft.memory_log import MemoryLog
 from quorumkv.raft.node import Node
 from quorumkv.raft.types import (
@@ -27,6 +28,7 @@ from quorumkv.raft.types import (
     EntryType,
     Message,
     MessageType,
+    ReadState,
     Ready,
     SnapshotMeta,
 )
@@ -156,6 +158,9 @@ class Cluster:
         self.replicas: dict[int, Replica] = {}
         self.network: list[Message] = []  # in send order
         self.blocked: set[tuple[int, int]] = set()
+        # Observers for randomized tests: every committed entry handed out, every read state.
+        self.on_committed: Callable[[int, Entry], None] | None = None
+        self.on_read_state: Callable[[int, ReadState], None] | None = None
 
     # ---- membership of the harness --------------------------------------------------------
 
@@ -217,8 +222,12 @@ class Cluster:
         self.network.extend(ready.messages)
         # 3. apply
         for entry in ready.committed_entries:
+            if self.on_committed is not None:
+                self.on_committed(replica_id, entry)
             lines.extend(self._apply(replica, entry))
         for state in ready.read_states:
+            if self.on_read_state is not None:
+                self.on_read_state(replica_id, state)
             replica.read_states.append((state.index, state.context))
         node.advance(ready)
         return lines

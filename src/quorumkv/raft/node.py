@@ -583,8 +583,11 @@ class Node:
             if self.config.check_quorum:
                 self.step(Message(MessageType.CHECK_QUORUM, self._group_id))
             if self._role == Role.LEADER and self._lead_transferee:
-                # The transfer did not finish within an election timeout: give up on it.
+                # The transfer did not finish within an election timeout: give up on it
+                # (a removed leader tries again, perhaps with another voter).
                 self._lead_transferee = 0
+                if self._removed():
+                    self._hand_over()
         if self._role != Role.LEADER:
             return
         if self._heartbeat_elapsed >= self.config.heartbeat_interval_ticks:
@@ -761,8 +764,11 @@ class Node:
                 progress.recent_active = False
 
     def _handle_propose(self, message: Message) -> None:
-        if self._id not in self.tracker.progress:
-            raise ProposalDropped(self._group_id, "this replica was removed from the group")
+        if self._removed():
+            raise ProposalDropped(
+                self._group_id,
+                "this leader was removed from the voters and is handing leadership over",
+            )
         if self._lead_transferee:
             raise LeaderTransferInProgress(self._group_id, self._lead_transferee)
         entries = message.entries
@@ -1080,7 +1086,9 @@ class Node:
     # ---- leader: transfer and membership ----------------------------------------------------
 
     def _handle_transfer_leader(self, message: Message) -> None:
-        transferee = message.source
+        self._start_transfer(message.source)
+
+    def _start_transfer(self, transferee: int) -> None:
         progress = self.tracker.progress.get(transferee)
         if progress is None or progress.is_learner:
             return
@@ -1106,11 +1114,6 @@ class Node:
         self.tracker.switch_to(conf_state, self.raft_log.last_index() + 1)
         if self._role != Role.LEADER:
             return
-        own = self.tracker.progress.get(self._id)
-        if own is None or own.is_learner:
-            # Removed or demoted: stop leading; the remaining voters elect a leader.
-            self._become_follower(self._term, 0)
-            return
         if not self.tracker.voter_ids():
             return
         # The quorum changed: the commit index may move, and new members need appends.
@@ -1118,6 +1121,24 @@ class Node:
         self._broadcast_pending = True
         if self._lead_transferee and not self.tracker.is_voter(self._lead_transferee):
             self._lead_transferee = 0
+        if self._removed():
+            self._hand_over()
+
+    def _removed(self) -> bool:
+        """True if this replica is no longer a voter (removed, or demoted to learner)."""
+        return not self.tracker.is_voter(self._id)
+
+    def _hand_over(self) -> None:
+        """A leader that was removed or demoted keeps leading only to hand over: it refuses
+        proposals and transfers leadership to the most up-to-date voter. Stepping down at
+        once could strand the group: the remaining voters may not know that the change is
+        committed (so they still count us) while our longer log denies them our vote."""
+        if self._lead_transferee:
+            return
+        target = max(
+            self.tracker.voter_progress(), key=lambda item: (item[1].match, -item[0])
+        )[0]
+        self._start_transfer(target)
 
     def _maybe_auto_leave(self) -> None:
         """Leave a joint configuration on our own once the entry entering it is applied."""

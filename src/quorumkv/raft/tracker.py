@@ -49,7 +49,8 @@ class ProgressTracker:
         self.conf_state = conf_state
         self.quorum = JointConfig.of(conf_state.voters, conf_state.voters_outgoing)
         self._voter_ids = tuple(sorted(self.quorum.ids()))
-        learners = set(conf_state.learners) | set(conf_state.learners_next)
+        # learners_next are still voters of the outgoing half: not learners yet.
+        learners = set(conf_state.learners)
         members = set(self._voter_ids) | learners
         self._member_ids = tuple(sorted(members))
         for replica in list(self.progress):
