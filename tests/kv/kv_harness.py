@@ -1,0 +1,88 @@
+"""A shard in a test: a MemoryKeyValueStore, a clock, and commands run as the host runs them.
+
+`Shard("SET k v")` validates the command like the server does before proposing, then applies
+it (a write, stamped with the shard's clock as the leader would) or reads it. After every
+command the harness checks the layout's invariants: each expiring key has exactly its index
+entry, every index entry has its key, and each slot's count is its number of keys.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from quorumkv.kv import layout
+from quorumkv.kv.command import Command
+from quorumkv.kv.commands import is_write, validate
+from quorumkv.kv.reply import Reply
+from quorumkv.kv.state_machine import apply, read
+from quorumkv.kv.store import MemoryKeyValueStore
+
+START_MS = 1_700_000_000_000
+
+Word = str | bytes | int
+
+
+def words_of(command: Word | tuple[Word, ...]) -> tuple[bytes, ...]:
+    if isinstance(command, str):
+        return tuple(word.encode() for word in command.split(" "))
+    if isinstance(command, tuple):
+        return tuple(w.encode() if isinstance(w, str) else b"%d" % w if isinstance(w, int)
+                     else w for w in command)
+    raise TypeError(command)
+
+
+class Shard:
+    def __init__(self, now_ms: int = START_MS, check_every_command: bool = True) -> None:
+        self.store = MemoryKeyValueStore()
+        self.now_ms = now_ms
+        self.check_every_command = check_every_command
+
+    def __call__(self, *command: Word) -> Reply:
+        words = words_of(command[0] if len(command) == 1 else tuple(command))
+        name, args = words[0].upper(), words[1:]
+        error = validate(name, args)
+        if error is not None:
+            return error
+        if is_write(name):
+            reply = apply(self.store, Command(name, args, self.now_ms))
+        else:
+            reply = read(self.store, name, args, self.now_ms)
+        if self.check_every_command:
+            check_layout(self.store)
+        return reply
+
+    def advance(self, milliseconds: int) -> None:
+        self.now_ms += milliseconds
+
+
+def check_layout(store: MemoryKeyValueStore) -> None:
+    """The three record families agree (kv/layout.py)."""
+    data, index, counts = {}, set(), {}
+    for key, value in store.items():
+        if key.startswith(layout.DATA_PREFIX):
+            data[key] = layout.decode_record(value, key)
+        elif key.startswith(layout.EXPIRY_PREFIX):
+            index.add(key)
+        elif key.startswith(layout.COUNT_PREFIX):
+            counts[key] = layout.decode_count(value)
+        else:
+            raise AssertionError(f"unexpected record {key!r}")
+    expected_index = {layout.expiry_key(r.expiry_ms, k) for k, r in data.items() if r.expiry_ms}
+    assert index == expected_index, f"expiry index {index} != {expected_index}"
+    actual_counts = Counter(layout.count_key(k) for k in data)
+    assert counts == dict(actual_counts), f"slot counts {counts} != {dict(actual_counts)}"
+    for key in data:
+        assert layout.data_key(layout.user_key(key)) == key, f"misplaced data key {key!r}"
+
+
+def run_script(steps: list[tuple[object, object]], shard: Shard | None = None) -> Shard:
+    """Run (command, expected reply) steps; ("advance", ms) moves the clock."""
+    shard = shard or Shard()
+    for number, (command, expected) in enumerate(steps):
+        if command == "advance":
+            assert isinstance(expected, int)
+            shard.advance(expected)
+            continue
+        reply = shard(command)  # type: ignore[arg-type]
+        assert reply == expected, f"step {number} {command!r}: got {reply!r}, want {expected!r}"
+    return shard
