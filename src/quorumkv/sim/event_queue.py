@@ -9,27 +9,27 @@ exactly.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from quorumkv.invariant import invariant
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """Something due at `time_us`: `kind` names the handler, `payload` is its argument."""
 
     time_us: int
     sequence: int
-    kind: str = field(compare=False)
-    payload: Any = field(compare=False, default=None)
+    kind: str
+    payload: Any = None
 
 
 class EventQueue:
     """Events ordered by (time, scheduling order)."""
 
     def __init__(self) -> None:
-        self._heap: list[Event] = []
+        self._heap: list[tuple[int, int, Event]] = []  # (time, sequence, event): fast compare
         self._sequence = 0
         self.now_us = 0
 
@@ -38,19 +38,19 @@ class EventQueue:
         invariant(time_us >= self.now_us, f"event {kind} scheduled in the past")
         self._sequence += 1
         event = Event(time_us, self._sequence, kind, payload)
-        heapq.heappush(self._heap, event)
+        heapq.heappush(self._heap, (time_us, self._sequence, event))
         return event
 
     def pop(self) -> Event | None:
         """The next event, advancing the clock to its time; None when nothing is scheduled."""
         if not self._heap:
             return None
-        event = heapq.heappop(self._heap)
+        event = heapq.heappop(self._heap)[2]
         self.now_us = event.time_us
         return event
 
     def peek_time_us(self) -> int | None:
-        return self._heap[0].time_us if self._heap else None
+        return self._heap[0][0] if self._heap else None
 
     def __len__(self) -> int:
         return len(self._heap)

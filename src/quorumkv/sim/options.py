@@ -143,7 +143,7 @@ def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOpti
         read_weight=rng.randint(1, 4),
         write_weight=rng.randint(1, 4),
         cas_weight=rng.randint(0, 3),
-        think_max_us=rng.choice((1_000, 10_000, 50_000)),
+        think_max_us=rng.choice((2_000, 10_000, 40_000)),
         operation_timeout_ticks=rng.choice((30, 60, 120)),
     )
 

@@ -351,10 +351,14 @@ class Simulation:
         if outcome == "ok" and operation.function != "read" and self._listener is not None:
             self._listener("client", f"client {client_id} {operation.function} "
                            f"{operation.key}={operation.value!r} ok")
-        self._client_later(client_id)
+        self._client_later(client_id, backoff=outcome != "ok")
 
-    def _client_later(self, client_id: int) -> None:
+    def _client_later(self, client_id: int, backoff: bool = True) -> None:
+        """Schedule the client's next operation: after a think time, plus up to a tick of
+        back-off after anything but success (as a real client backs off on errors)."""
         delay = self._workload_rng.randint(0, self.options.think_max_us)
+        if backoff:
+            delay += self._workload_rng.randint(0, self.options.tick_us)
         self.queue.push(self.queue.now_us + delay, "client", client_id)
 
     def _on_client_timeout(self, payload: object) -> None:
