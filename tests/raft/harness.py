@@ -161,6 +161,9 @@ class Cluster:
         # Observers for randomized tests: every committed entry handed out, every read state.
         self.on_committed: Callable[[int, Entry], None] | None = None
         self.on_read_state: Callable[[int, ReadState], None] | None = None
+        # Whether the sender's host reports the end of every snapshot transfer to its core
+        # (as a real host must); golden scripts report by hand to show the steps.
+        self.report_snapshots = False
 
     # ---- membership of the harness --------------------------------------------------------
 
@@ -198,6 +201,9 @@ class Cluster:
         config = Config(**{**replica.config.__dict__, "applied": replica.node.applied_index})
         replica.config = config
         replica.node = Node(config, replica.log, random.Random(replica_id * 1000 + 1))
+        for message in self.network:
+            if message.target == replica_id:
+                self.report_lost(message)
         self.network = [m for m in self.network if m.target != replica_id]
         return [f"INFO {replica_id} restarted: applied={config.applied}"]
 
@@ -254,10 +260,18 @@ class Cluster:
         for message in selected:
             if drop or (message.source, message.target) in self.blocked:
                 lines.append(f"{format_message(message)} DROPPED")
+                self.report_lost(message)
                 continue
             lines.append(format_message(message))
             lines.extend(self._step(message))
         return lines
+
+    def report_lost(self, message: Message) -> None:
+        """A lost snapshot transfer is reported to the sender's core by its host."""
+        if self.report_snapshots and message.type == MessageType.SNAPSHOT:
+            sender = self.replicas.get(message.source)
+            if sender is not None:
+                sender.node.report_snapshot(message.target, False)
 
     def _step(self, message: Message) -> list[str]:
         target = self.replicas.get(message.target)
@@ -277,6 +291,8 @@ class Cluster:
             target.node.step(message)
         except QuorumKVError as error:
             return [f"  error: {type(error).__name__}: {error}"]
+        if self.report_snapshots and message.type == MessageType.SNAPSHOT:
+            self.replicas[message.source].node.report_snapshot(message.target, True)
         return []
 
     def stabilize(self, replica_ids: list[int] | None = None) -> list[str]:

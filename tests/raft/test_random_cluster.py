@@ -103,6 +103,7 @@ def run_seed(seed: int, steps: int) -> Checker:
         append_entries_max=rng.choice([1, 3, 64]),
         inflight_messages_max=rng.choice([1, 4, 256]),
     )
+    cluster.report_snapshots = True
     checker = Checker(cluster)
     proposals = 0
     for step in range(steps):
@@ -158,10 +159,12 @@ def deliver_some(rng: random.Random, cluster: Cluster) -> None:
         message = cluster.network.pop(rng.randrange(len(cluster.network)))
         fate = rng.random()
         if fate < 0.1:
-            continue  # lost
+            cluster.report_lost(message)
+            continue
         if fate < 0.15:
             cluster.network.append(message)  # duplicated (delivered now and later)
         if (message.source, message.target) in cluster.blocked:
+            cluster.report_lost(message)
             continue
         cluster._step(message)
 
