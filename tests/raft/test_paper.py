@@ -464,3 +464,26 @@ def test_uncommitted_bytes_bound_drops_proposals() -> None:
     node.propose(b"x" * 8)
     with pytest.raises(ProposalDropped):
         node.propose(b"y" * 8)
+
+
+# ---- restart --------------------------------------------------------------------------------
+
+
+def test_restart_reemits_committed_entries_after_applied() -> None:
+    """§5 (persistent state): a restarted replica recovers term, vote and log from storage and
+    hands out again the committed entries after the host's applied index."""
+    cluster = elected_cluster()
+    for word in (b"a", b"b", b"c"):
+        cluster.node(1).propose(word)
+    cluster.stabilize()
+    replica = cluster.replicas[2]
+    term, vote = replica.node.term, replica.node.vote
+    restarted = Node(
+        Config(id=2, group_id=GROUP, applied=replica.node.applied_index - 2),
+        replica.log,
+        random.Random(7),
+    )
+    assert (restarted.term, restarted.vote) == (term, vote)
+    assert restarted.role == Role.FOLLOWER
+    again = [entry.data for entry in restarted.ready().committed_entries]
+    assert again == [b"b", b"c"]

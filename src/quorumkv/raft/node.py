@@ -334,11 +334,14 @@ class Node:
     def step(self, message: Message) -> None:
         """Feed a message from a peer (or a local intent) into the state machine.
 
-        Messages of another group are ignored, and so are stale ones (older term). Raises
-        the errors documented on the public method for local intents only.
+        Messages of another group or for another replica are ignored, and so are stale ones
+        (older term). Raises the errors documented on the public method for local intents
+        only.
         """
         if message.group_id != self._group_id:
             return
+        if message.target and message.target != self._id:
+            return  # misrouted: meant for another replica of the group
         term = message.term
         if term > self._term:
             if not self._observe_higher_term(message):
