@@ -122,9 +122,11 @@ def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
         f"shards:{','.join(str(s) for s in node.host.shard_ids())}",
     ]
     for shard_id, status in node.host.status().items():
+        first_index = node.host.store.log(shard_id).first_index()
         lines.append(
             f"shard_{shard_id}:role={status['role']},leader={status['leader']},"
             f"term={status['term']},commit={status['commit']},applied={status['applied']},"
+            f"log_first_index={first_index},"
             f"pending_proposals={status['pending_proposals']},"
             f"pending_reads={status['pending_reads']}")
     for peer, state in node.transport.status().items():

@@ -32,6 +32,7 @@ import resource
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -116,6 +117,9 @@ class ServerNode:
         self.store = store
         membership = establish(store, config)
         self.membership = membership
+        # A restart without flags finds its own addresses in the stored membership.
+        config = self.config = replace(config, node_id=membership.node_id,
+                                       peers=dict(membership.peers))
         node_id = membership.node_id
         self.transport = PeerTransport(
             node_id, membership.cluster_id,
