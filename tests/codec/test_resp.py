@@ -313,3 +313,42 @@ def test_reply_bytes(reply: Reply, resp2: bytes, resp3: bytes) -> None:
 def test_encode_replies_concatenates() -> None:
     """A pipeline's replies are written back to back."""
     assert encode_replies([OK, 1, None], 2) == b"+OK\r\n:1\r\n$-1\r\n"
+
+
+def careful_parser() -> RespParser:
+    parser = RespParser()
+    parser._fast_path = False  # the one-request-at-a-time path only
+    return parser
+
+
+def outcome(parser: RespParser, data: bytes, cut: int) -> tuple[list[list[bytes]], str | None]:
+    got: list[list[bytes]] = []
+    try:
+        for part in (data[:cut], data[cut:]):
+            parser.feed(part)
+            while (command := parser.get_command()) is not None:
+                got.append(command)
+    except RespProtocolError as error:
+        return got, str(error)
+    return got, None
+
+
+PIECES = st.one_of(
+    WORDS.map(lambda words: multibulk(*words)),
+    st.lists(st.sampled_from([b"a\r\nb", b"\r\n", b"x" * 20_000, b"", b"$3"]), min_size=1,
+             max_size=3).map(lambda words: multibulk(*words)),
+    st.sampled_from([b"PING\r\n", b"*1\r\n$03\r\nGET\r\n", b"*01\r\n", b"*0\r\n",
+                     b"*2\r\n$1\r\na\r\n", b"*1\r\n$1\r\nabc\r\n", b"*1\r\n+OK\r\n",
+                     b"*1\r\n$-1\r\n", b"SET a \"b\r\n", b"*-1\r\n", b"\r\n"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, min_size=1, max_size=6), st.integers(0, 10**6))
+def test_fast_path_accepts_and_refuses_what_the_careful_path_does(pieces: list[bytes],
+                                                                  cut_seed: int) -> None:
+    """The split-based fast path gives the same commands and errors as the checks made one
+    request at a time, however the input is cut."""
+    data = b"".join(pieces)
+    cut = cut_seed % (len(data) + 1)
+    assert outcome(RespParser(), data, cut) == outcome(careful_parser(), data, cut)

@@ -12,9 +12,15 @@ because a server must accept and refuse exactly what Redis does:
   does (quotes, escapes), e.g. `PING` or `SET k "a b"` typed into telnet.
 
 hiredis's reader is not used for requests: it cannot tell where one request ends (it reports
-neither its position nor inline commands), so it could not enforce these rules without a
-second pass over the same bytes. The parser keeps the state of a partly received command, so
-a large value arriving in many chunks is neither re-parsed nor copied more than once.
+neither its position nor inline commands), it accepts any reply type inside a request, and it
+reads a header like `*4000000000` or `$4000000000` and waits instead of refusing it, so it
+could not enforce these rules without a second pass over the same bytes. Instead, the common
+case, a pipeline of complete multibulk requests whose values hold no CRLF, is read with one
+`split` of the buffer and header lookups in a table of canonical texts, so Python does no
+per-byte work; every other request is read one at a time with every check Redis makes. A
+test holds the two paths to the same answers. The parser keeps the state of a partly received
+command, so a large value arriving in many chunks is neither re-parsed nor copied more than
+once.
 
 A malformed request raises `RespProtocolError`, whose `reply` is the error Redis sends before
 closing the connection (`-ERR Protocol error: invalid multibulk length`). Requests complete
@@ -58,7 +64,18 @@ class RespProtocolError(Exception):
         return ErrorReply(b"ERR Protocol error: " + self.message.encode("utf-8", "replace"))
 
 
-_ASTERISK, _DOLLAR, _NEWLINE, _CARRIAGE_RETURN = 42, 36, 10, 13
+_ASTERISK, _DOLLAR, _CARRIAGE_RETURN = 42, 36, 13
+_FAST_NUMBERS_MAX = 16_384
+_CANONICAL_LENGTHS = {b"%d" % number: number for number in range(_FAST_NUMBERS_MAX)}
+"""Header numbers as clients write them, read with one dict lookup; anything else goes
+through parse_integer, which accepts and refuses exactly what Redis's string2ll does."""
+_MULTIBULK_HEADERS = {b"*%d" % number: number for number in range(1, 1025)}
+_BULK_HEADERS = {b"$%d" % number: number for number in range(_FAST_NUMBERS_MAX)}
+
+
+def _header_number(text: bytes) -> int | None:
+    number = _CANONICAL_LENGTHS.get(text)
+    return number if number is not None else parse_integer(text)
 
 
 class RespParser:
@@ -72,7 +89,12 @@ class RespParser:
         self._arguments_max = arguments_max
         self._inline_bytes_max = inline_bytes_max
         self._buffer_bytes_max = buffer_bytes_max
-        self._buffer = bytearray()
+        self._fast_path = bulk_bytes_max >= _FAST_NUMBERS_MAX and arguments_max >= 1024
+        # Received bytes not parsed yet, as the chunks they arrived in (joined only when
+        # parsing can make progress, so a long value is copied once, not once per chunk).
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._needed = 1  # parsing cannot progress before this many bytes are buffered
         self._ready: deque[list[bytes]] = deque()
         self._error: RespProtocolError | None = None
         # A multibulk being received: its arguments so far, how many remain, and the length
@@ -83,7 +105,9 @@ class RespParser:
 
     def feed(self, data: bytes) -> None:
         """Add received bytes."""
-        self._buffer += data
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
 
     def get_command(self) -> list[bytes] | None:
         """The next complete command, or None until more bytes arrive. Raises
@@ -109,30 +133,61 @@ class RespParser:
     # ---- parsing ------------------------------------------------------------------------------
 
     def _parse(self) -> None:
-        if self._error is not None or not self._buffer:
+        if self._error is not None or self._buffered < self._needed:
+            if self._buffered > self._buffer_bytes_max:
+                self._fail(RespProtocolError("query buffer limit reached"))
             return
-        if self._bulk_length >= 0 and len(self._buffer) < self._bulk_length + 2:
-            self._check_buffer_size()
-            return  # still receiving a long bulk string: nothing to parse yet
-        data = bytes(self._buffer)
-        position = 0
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            position = self._parse_requests(data)
+            position = 0
+            if self._fast_path and self._arguments is None and data[0] == _ASTERISK:
+                position = self._parse_pipeline(data)
+            position = self._parse_requests(data, position)
         except RespProtocolError as error:
-            self._error = error
-            self._buffer.clear()
+            self._fail(error)
             return
-        del self._buffer[:position]
-        self._check_buffer_size()
+        rest = data[position:] if position < len(data) else b""
+        self._chunks = [rest] if rest else []
+        self._buffered = len(rest)
+        self._needed = self._bulk_length + 2 if self._bulk_length >= 0 else len(rest) + 1
+        if self._buffered > self._buffer_bytes_max:
+            self._fail(RespProtocolError("query buffer limit reached"))
 
-    def _check_buffer_size(self) -> None:
-        if len(self._buffer) > self._buffer_bytes_max:
-            self._error = RespProtocolError("query buffer limit reached")
-            self._buffer.clear()
+    def _fail(self, error: RespProtocolError) -> None:
+        self._error = error
+        self._chunks = []
+        self._buffered = 0
 
-    def _parse_requests(self, data: bytes) -> int:
-        """Parse complete requests from `data` into the ready queue; returns the bytes used."""
-        position, end = 0, len(data)
+    def _parse_pipeline(self, data: bytes) -> int:
+        """The fast path: read the leading run of complete multibulk requests whose values
+        hold no CRLF, with one split of the whole buffer and no per-byte work in Python.
+        Every header must be exactly the canonical text for the value that follows it, so
+        what is accepted here is what _parse_requests would accept; anything else (inline
+        commands, long or CRLF-holding values, incomplete requests) is left to it. Returns
+        the bytes used."""
+        tokens = data.split(b"\r\n")
+        complete = len(tokens) - 1  # the last token is not followed by CRLF (yet)
+        index, ready = 0, self._ready
+        while index < complete:
+            count = _MULTIBULK_HEADERS.get(tokens[index])
+            if count is None:
+                break
+            stop = index + 1 + 2 * count
+            if stop > complete:
+                break
+            arguments = tokens[index + 2 : stop : 2]
+            if list(map(_BULK_HEADERS.get, tokens[index + 1 : stop : 2])) != list(
+                    map(len, arguments)):
+                break
+            ready.append(arguments)
+            index = stop
+        return sum(map(len, tokens[:index])) + 2 * index
+
+    def _parse_requests(self, data: bytes, position: int) -> int:
+        """Parse complete requests from `data` into the ready queue, one by one, checking
+        everything as Redis does; returns the bytes used."""
+        end = len(data)
         while True:
             arguments = self._arguments
             if arguments is not None:
@@ -143,33 +198,54 @@ class RespParser:
             if position >= end:
                 return position
             if data[position] == _ASTERISK:
-                following = self._parse_multibulk_header(data, position)
+                following = self._parse_multibulk(data, position)
             else:
                 following = self._parse_inline(data, position)
             if following is None:
                 return position
             position = following
 
-    def _parse_multibulk_header(self, data: bytes, position: int) -> int | None:
-        """Read `*<count>\\r\\n`: start a command, or skip an empty one. Returns the position
-        after the header, or None if the header is not complete yet."""
-        newline = data.find(b"\r", position)
-        if newline < 0 or newline + 1 >= len(data):
-            if len(data) - position > self._inline_bytes_max:
+    def _parse_multibulk(self, data: bytes, position: int) -> int | None:
+        """Read a multibulk request from its `*`. A request received whole is read here in
+        one loop (the common case); a partial one is left in progress for _parse_arguments.
+        Returns the position after what was read, or None if even the header is incomplete."""
+        find, end, lengths = data.find, len(data), _CANONICAL_LENGTHS
+        newline = find(b"\r", position)
+        if newline < 0 or newline + 1 >= end:
+            if end - position > self._inline_bytes_max:
                 raise RespProtocolError("too big mbulk count string")
             return None
-        count = parse_integer(data[position + 1 : newline])
+        count = _header_number(data[position + 1 : newline])
         if count is None or count > self._arguments_max:
             raise RespProtocolError("invalid multibulk length")
-        if count > 0:
-            self._arguments = []
-            self._remaining = count
-            self._bulk_length = -1
-        return newline + 2
+        position = newline + 2
+        if count <= 0:
+            return position  # an empty request: skipped
+        arguments: list[bytes] = []
+        append = arguments.append
+        for _ in range(count):
+            newline = find(b"\r", position)
+            if newline < 0 or data[position] != _DOLLAR:
+                break  # incomplete or malformed: the careful path decides which
+            length = lengths.get(data[position + 1 : newline])
+            if length is None or length > self._bulk_bytes_max:
+                break
+            start = newline + 2
+            stop = start + length
+            if stop + 2 > end:
+                break
+            append(data[start:stop])
+            position = stop + 2  # Redis does not check the CRLF after the bytes
+        else:
+            self._ready.append(arguments)
+            return position
+        self._arguments, self._remaining, self._bulk_length = arguments, count - len(arguments), -1
+        return position
 
     def _parse_arguments(self, data: bytes, position: int, arguments: list[bytes]) -> int:
-        """Read bulk strings of the command in progress; returns where reading stopped. The
-        command moves to the ready queue when its last argument is read."""
+        """Read bulk strings of the command in progress, checking each header as Redis does;
+        returns where reading stopped. The command moves to the ready queue when its last
+        argument is read."""
         end = len(data)
         remaining, bulk_length = self._remaining, self._bulk_length
         while remaining:
@@ -181,14 +257,14 @@ class RespParser:
                     break
                 if data[position] != _DOLLAR:
                     raise RespProtocolError(f"expected '$', got '{chr(data[position])}'")
-                length = parse_integer(data[position + 1 : newline])
+                length = _header_number(data[position + 1 : newline])
                 if length is None or length < 0 or length > self._bulk_bytes_max:
                     raise RespProtocolError("invalid bulk length")
                 position, bulk_length = newline + 2, length
             if end - position < bulk_length + 2:
                 break
             arguments.append(data[position : position + bulk_length])
-            position += bulk_length + 2  # Redis does not check the CRLF after the bytes
+            position += bulk_length + 2
             bulk_length = -1
             remaining -= 1
         self._remaining, self._bulk_length = remaining, bulk_length
