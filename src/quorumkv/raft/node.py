@@ -350,6 +350,9 @@ class Node:
             self._answer_stale(message)
             return
         kind = message.type
+        is_vote_response = kind == MessageType.VOTE_RESPONSE or kind == MessageType.PRE_VOTE_RESPONSE
+        if is_vote_response and self._role != Role.LEADER:
+            self._learn_commit(message)
         if kind == MessageType.HUP:
             self._hup(transfer=False)
         elif kind == MessageType.VOTE or kind == MessageType.PRE_VOTE:
@@ -391,15 +394,7 @@ class Node:
             if self.config.check_quorum or self.config.pre_vote:
                 self._send(Message(MessageType.APPEND_RESPONSE, self._group_id, target=message.source))
         elif kind == MessageType.PRE_VOTE:
-            self._send(
-                Message(
-                    MessageType.PRE_VOTE_RESPONSE,
-                    self._group_id,
-                    target=message.source,
-                    term=self._term,
-                    reject=True,
-                )
-            )
+            self._send_vote_response(MessageType.PRE_VOTE_RESPONSE, message.source, self._term, True)
 
     def _handle_vote_request(self, message: Message) -> None:
         """Grant a vote (§5.2) at most once per term, only to an up-to-date log (§5.4.1)."""
@@ -411,18 +406,38 @@ class Node:
         )
         response = _VOTE_RESPONSE[kind]
         if can_vote and self.raft_log.is_up_to_date(message.index, message.log_term):
-            self._send(
-                Message(response, self._group_id, target=message.source, term=message.term)
-            )
+            self._send_vote_response(response, message.source, message.term, False)
             if kind == MessageType.VOTE:
                 self._election_elapsed = 0
                 self._vote = message.source
         else:
-            self._send(
-                Message(
-                    response, self._group_id, target=message.source, term=self._term, reject=True
-                )
+            self._send_vote_response(response, message.source, self._term, True)
+
+    def _send_vote_response(self, kind: MessageType, target: int, term: int, reject: bool) -> None:
+        """A vote answer also carries our commit index and its term (see _learn_commit)."""
+        committed = self.raft_log.committed
+        self._send(
+            Message(
+                kind,
+                self._group_id,
+                target=target,
+                term=term,
+                reject=reject,
+                commit=committed,
+                log_term=self.raft_log.term_or_zero(committed),
             )
+        )
+
+    def _learn_commit(self, message: Message) -> None:
+        """Learn a commit index from a vote answer. A replica's commit index names an entry
+        that is committed, and by Log Matching, if our log holds that entry (same index and
+        term) our log up to it is the committed prefix: committing it is safe. This unblocks
+        a voter that cannot win an election because it does not know that the entry changing
+        the membership (to one where it needs fewer votes) is committed, while the replicas
+        that know are no longer voters and hold longer logs."""
+        commit = message.commit
+        if commit > self.raft_log.committed and self.raft_log.match_term(commit, message.log_term):
+            self.raft_log.commit_to(commit)
 
     def _send(self, message: Message) -> None:
         """Queue a message for the next Ready, stamped with our id and (if unset) term."""
