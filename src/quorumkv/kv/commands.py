@@ -78,7 +78,7 @@ def check(definition: CommandDefinition, args: Arguments) -> Any:
     spec = definition.spec
     if not spec.arity_ok(len(args)):
         return arity_error(spec.name)
-    if spec.first_key:
+    if spec.first_key and args and max(map(len, args)) > limits.key_bytes_max:
         for key in keys_of(spec.name, args):
             if len(key) > limits.key_bytes_max:
                 return ErrorReply(b"ERR key is too long (%d bytes; the limit is %d bytes)"
