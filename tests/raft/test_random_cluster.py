@@ -93,12 +93,15 @@ def random_conf_change(rng: random.Random, cluster: Cluster, leader: int) -> Con
     return ConfChange(tuple(changes))
 
 
-def run_seed(seed: int, steps: int) -> Checker:
+def run_seed(seed: int, steps: int, lease: bool = False) -> Checker:
+    """One randomized run. With `lease`, reads use leader leases and every replica ticks in
+    lockstep (no clock drift: the lease's safety assumption holds)."""
     rng = random.Random(seed)
     cluster = Cluster()
     cluster.add_nodes(
         5,
         voters=(1, 2, 3),
+        read_only="lease" if lease else "safe",
         pre_vote=rng.random() < 0.7,
         append_entries_max=rng.choice([1, 3, 64]),
         inflight_messages_max=rng.choice([1, 4, 256]),
@@ -112,7 +115,8 @@ def run_seed(seed: int, steps: int) -> Checker:
         node = cluster.node(replica)
         try:
             if action < 0.30:
-                cluster.tick(replica)
+                for ticked in REPLICAS if lease else (replica,):
+                    cluster.tick(ticked)
             elif action < 0.55:
                 deliver_some(rng, cluster)
             elif action < 0.70:
@@ -190,16 +194,30 @@ def check_liveness(cluster: Cluster, checker: Checker) -> None:
     raise AssertionError("no leader committed an entry within 400 calm ticks")
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(60))
 def test_random_run_is_safe(seed: int) -> None:
     """Under random faults, no two leaders share a term, replicas apply identical entries at
     each index, reads are never stale, and a healed group commits again."""
-    checker = run_seed(seed, steps=1500)
+    checker = run_seed(seed, steps=3000)
+    assert checker.committed, f"seed {seed}: nothing was ever committed"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_run_with_lease_reads_is_safe(seed: int) -> None:
+    """The same checks with lease reads, replicas ticking in lockstep: reads are never stale."""
+    checker = run_seed(seed, steps=3000, lease=True)
     assert checker.committed, f"seed {seed}: nothing was ever committed"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(30, 530))
+@pytest.mark.parametrize("seed", range(1060, 1560))
+def test_random_run_with_lease_reads_is_safe_long(seed: int) -> None:
+    """Lease reads over many more seeds and steps (make verify)."""
+    run_seed(seed, steps=6000, lease=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(60, 1060))
 def test_random_run_is_safe_long(seed: int) -> None:
     """The same checks over many more seeds and steps (make verify)."""
     run_seed(seed, steps=6000)
