@@ -90,6 +90,23 @@ def test_bootstrap_sets_base_applied_point_and_membership(stores: StoreFactory) 
     assert store.shard_ids() == [3]
 
 
+def test_bootstrap_at_a_later_point_starts_the_log_after_it(stores: StoreFactory) -> None:
+    """A founding replica's log compacted to (1, 1) starts at 2 and keeps term(1) = 1."""
+    store = stores.make()
+    meta = SnapshotMeta(1, 1, VOTERS)
+    batch = store.batch()
+    batch.compact_log(4, meta)
+    batch.set_applied(4, meta)
+    batch.set_hard_state(4, HardState(1, 0, 1))
+    store.write(batch, sync=True)
+    append(store, 4, entries(2, 3, 1))
+    for current in before_and_after_reopen(stores, store):
+        log = current.log(4)
+        assert (log.first_index(), log.last_index(), log.term(1)) == (2, 3, 1)
+        assert log.initial_state() == (HardState(1, 0, 1), VOTERS)
+        assert log.entries(2, 4, 10**9) == entries(2, 3, 1)
+
+
 def test_appended_entries_read_back_with_terms(stores: StoreFactory) -> None:
     """Appended entries are visible at once, with their terms, across several appends."""
     store = stores.make()

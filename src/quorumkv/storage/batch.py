@@ -108,11 +108,11 @@ class OperationBatch:
         if not entries:
             return
         _check_shard(shard_id)
-        for before, after in zip(entries, entries[1:], strict=False):
-            invariant(after.index == before.index + 1,
-                      f"shard {shard_id}: appended entries skip from {before.index} to {after.index}")
-            invariant(after.term >= before.term,
-                      f"shard {shard_id}: appended entry terms go down at index {after.index}")
+        first = entries[0].index
+        invariant([entry.index for entry in entries] == list(range(first, first + len(entries))),
+                  f"shard {shard_id}: appended entries are not consecutive from {first}")
+        terms = [entry.term for entry in entries]
+        invariant(terms == sorted(terms), f"shard {shard_id}: appended entry terms go down")
         self.operations.append(AppendEntries(shard_id, tuple(entries)))
 
     def set_hard_state(self, shard_id: int, hard_state: HardState) -> None:
@@ -125,7 +125,8 @@ class OperationBatch:
         self.operations.append(CompactLog(shard_id, meta))
 
     def put(self, shard_id: int, key: bytes, value: bytes) -> None:
-        _check_shard(shard_id)
+        if not 0 <= shard_id <= SHARD_ID_MAX:  # inlined _check_shard: puts are the hot path
+            _check_shard(shard_id)
         self.operations.append(Put(shard_id, bytes(key), bytes(value)))
 
     def delete(self, shard_id: int, key: bytes) -> None:

@@ -47,10 +47,12 @@ class RecordCorrupt(ValueError):
 # ---- framing -------------------------------------------------------------------------------
 
 
+_VERSION_CRC = zlib.crc32(_VERSION_BYTE)
+
+
 def frame(body: bytes) -> bytes:
     """Prefix `body` with the format version and the checksum of both."""
-    checksum = zlib.crc32(body, zlib.crc32(_VERSION_BYTE))
-    return _FRAME.pack(RECORD_FORMAT_VERSION, checksum) + body
+    return _FRAME.pack(RECORD_FORMAT_VERSION, zlib.crc32(body, _VERSION_CRC)) + body
 
 
 def unframe(record: bytes) -> memoryview:

@@ -62,9 +62,13 @@ def shard_record_key(kind: bytes, shard_id: int) -> bytes:
     return kind + _SHARD.pack(shard_id)
 
 
+_ENTRY_KEY = struct.Struct(">cIQ")
+
+
 def entry_key(shard_id: int, index: int) -> bytes:
-    invariant(0 <= index <= INDEX_MAX + 1, f"log index {index} out of range")
-    return KIND_ENTRY + _SHARD_INDEX.pack(shard_id, index)
+    if not 0 <= index <= INDEX_MAX + 1:
+        invariant(False, f"log index {index} out of range")
+    return _ENTRY_KEY.pack(KIND_ENTRY, shard_id, index)
 
 
 def entries_end_key(shard_id: int) -> bytes:

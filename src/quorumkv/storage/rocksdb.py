@@ -154,35 +154,39 @@ class _WritePlan:
         return cache
 
     def add(self, operation: ops.Operation) -> None:
-        match operation:
-            case ops.AppendEntries(shard_id, entries):
-                self._append(shard_id, entries)
-            case ops.SetHardState(shard_id, hard_state):
-                self.cache(shard_id).hard_state = hard_state
-                self._put_record(key_layout.KIND_HARD_STATE, shard_id,
-                                 encoding.encode_hard_state(hard_state))
-            case ops.CompactLog(shard_id, meta):
-                self._compact(shard_id, meta)
-            case ops.Put(shard_id, key, value):
-                generation = self.cache(shard_id).generation
-                self.batch.put(key_layout.data_key(shard_id, generation, key), value, self.data)
-            case ops.Delete(shard_id, key):
-                generation = self.cache(shard_id).generation
-                self.batch.delete(key_layout.data_key(shard_id, generation, key), self.data)
-            case ops.SetApplied(shard_id, meta):
-                self.cache(shard_id).applied = meta
-                self._put_record(key_layout.KIND_APPLIED, shard_id, encoding.encode_meta(meta))
-            case ops.InstallSnapshot(shard_id, image):
-                self._install(shard_id, image)
-            case ops.DropShard(shard_id):
-                self._drop(shard_id)
-            case ops.PutMeta(name, value):
-                self.batch.put(key_layout.node_meta_key(name), encoding.pack(value), self.meta)
+        _TRANSLATIONS[type(operation)](self, operation)
+
+    def _put(self, operation: ops.Put) -> None:
+        shard_id = operation.shard_id
+        cache = self.caches.get(shard_id) or self.cache(shard_id)
+        self.alive[shard_id] = True
+        self.batch.put(key_layout.data_key(shard_id, cache.generation, operation.key),
+                       operation.value, self.data)
+
+    def _delete(self, operation: ops.Delete) -> None:
+        generation = self.cache(operation.shard_id).generation
+        self.batch.delete(key_layout.data_key(operation.shard_id, generation, operation.key),
+                          self.data)
+
+    def _set_hard_state(self, operation: ops.SetHardState) -> None:
+        self.cache(operation.shard_id).hard_state = operation.hard_state
+        self._put_record(key_layout.KIND_HARD_STATE, operation.shard_id,
+                         encoding.encode_hard_state(operation.hard_state))
+
+    def _set_applied(self, operation: ops.SetApplied) -> None:
+        self.cache(operation.shard_id).applied = operation.meta
+        self._put_record(key_layout.KIND_APPLIED, operation.shard_id,
+                         encoding.encode_meta(operation.meta))
+
+    def _put_meta(self, operation: ops.PutMeta) -> None:
+        self.batch.put(key_layout.node_meta_key(operation.name), encoding.pack(operation.value),
+                       self.meta)
 
     def _put_record(self, kind: bytes, shard_id: int, record: bytes) -> None:
         self.batch.put(key_layout.shard_record_key(kind, shard_id), record, self.raft)
 
-    def _append(self, shard_id: int, entries: tuple[Entry, ...]) -> None:
+    def _append(self, operation: ops.AppendEntries) -> None:
+        shard_id, entries = operation.shard_id, operation.entries
         terms = self.cache(shard_id).terms
         kept = [entry for entry in entries if entry.index > terms.base_index]
         if not kept:
@@ -195,7 +199,8 @@ class _WritePlan:
             self.batch.delete_range(key_layout.entry_key(shard_id, terms.last_index + 1),
                                     key_layout.entry_key(shard_id, previous_last + 1), self.raft)
 
-    def _compact(self, shard_id: int, meta: SnapshotMeta) -> None:
+    def _compact(self, operation: ops.CompactLog) -> None:
+        shard_id, meta = operation.shard_id, operation.meta
         terms = self.cache(shard_id).terms
         base, last = terms.base_index, terms.last_index
         if meta.index < base:
@@ -207,7 +212,8 @@ class _WritePlan:
                                     self.raft)
         self._put_record(key_layout.KIND_BASE, shard_id, encoding.encode_meta(meta))
 
-    def _install(self, shard_id: int, image: object) -> None:
+    def _install(self, operation: ops.InstallSnapshot) -> None:
+        shard_id, image = operation.shard_id, operation.image
         invariant(isinstance(image, RocksDBStagedSnapshot),
                   f"shard {shard_id}: a {type(image).__name__} cannot be installed into RocksDB")
         staged: RocksDBStagedSnapshot = image  # type: ignore[assignment]
@@ -226,7 +232,8 @@ class _WritePlan:
         self._put_record(key_layout.KIND_APPLIED, shard_id, encoding.encode_meta(staged.meta))
         self.images.append(staged)
 
-    def _drop(self, shard_id: int) -> None:
+    def _drop(self, operation: ops.DropShard) -> None:
+        shard_id = operation.shard_id
         self.batch.delete_range(key_layout.shard_data_start(shard_id),
                                 key_layout.shard_data_end(shard_id), self.data)
         self.batch.delete_range(key_layout.entry_key(shard_id, 0),
@@ -243,6 +250,20 @@ class _WritePlan:
             self.store.replace_cache(shard_id, cache if self.alive[shard_id] else None)
         for image in self.images:
             image.installed, image.paths = True, []
+
+
+_TRANSLATIONS: dict[type, Any] = {
+    ops.AppendEntries: _WritePlan._append,
+    ops.SetHardState: _WritePlan._set_hard_state,
+    ops.CompactLog: _WritePlan._compact,
+    ops.Put: _WritePlan._put,
+    ops.Delete: _WritePlan._delete,
+    ops.SetApplied: _WritePlan._set_applied,
+    ops.InstallSnapshot: _WritePlan._install,
+    ops.DropShard: _WritePlan._drop,
+    ops.PutMeta: _WritePlan._put_meta,
+}
+"""How each operation is translated (a table: the hot path avoids a chain of matches)."""
 
 
 # ---- the store ----------------------------------------------------------------------------
