@@ -41,7 +41,7 @@ from quorumkv.errors import (
 from quorumkv.invariant import invariant
 from quorumkv.raft.confchange import ConfChange, apply_conf_change
 from quorumkv.raft.config import READ_ONLY_LEASE, Config
-from quorumkv.raft.log import RaftLog
+from quorumkv.raft.log import RaftLog, make_entry
 from quorumkv.raft.log_reader import LogReader
 from quorumkv.raft.progress import Progress, ProgressState
 from quorumkv.raft.quorum import VoteResult
@@ -61,12 +61,46 @@ from quorumkv.raft.types import (
     SoftState,
 )
 
+# Enum members bound to module-level names: in CPython 3.11 reading `MessageType.APPEND`
+# goes through the enum class machinery (about five times the cost of a global), and the
+# core compares message types, roles and progress states on every message.
+CONF_CHANGE_ENTRY = EntryType.CONF_CHANGE
+NORMAL_ENTRY = EntryType.NORMAL
+APPEND = MessageType.APPEND
+APPEND_RESPONSE = MessageType.APPEND_RESPONSE
+BEAT = MessageType.BEAT
+CHECK_QUORUM = MessageType.CHECK_QUORUM
+HEARTBEAT = MessageType.HEARTBEAT
+HEARTBEAT_RESPONSE = MessageType.HEARTBEAT_RESPONSE
+HUP = MessageType.HUP
+PRE_VOTE = MessageType.PRE_VOTE
+PRE_VOTE_RESPONSE = MessageType.PRE_VOTE_RESPONSE
+PROPOSE = MessageType.PROPOSE
+READ_INDEX = MessageType.READ_INDEX
+READ_INDEX_RESPONSE = MessageType.READ_INDEX_RESPONSE
+SNAPSHOT = MessageType.SNAPSHOT
+SNAPSHOT_STATUS = MessageType.SNAPSHOT_STATUS
+TIMEOUT_NOW = MessageType.TIMEOUT_NOW
+TRANSFER_LEADER = MessageType.TRANSFER_LEADER
+UNREACHABLE = MessageType.UNREACHABLE
+VOTE = MessageType.VOTE
+VOTE_RESPONSE = MessageType.VOTE_RESPONSE
+STATE_PROBE = ProgressState.PROBE
+STATE_REPLICATE = ProgressState.REPLICATE
+STATE_SNAPSHOT = ProgressState.SNAPSHOT
+CANDIDATE = Role.CANDIDATE
+FOLLOWER = Role.FOLLOWER
+LEADER = Role.LEADER
+PRE_CANDIDATE = Role.PRE_CANDIDATE
+
+_ELECTION_MESSAGES = frozenset({HUP, VOTE, PRE_VOTE, VOTE_RESPONSE, PRE_VOTE_RESPONSE})
+
 TRANSFER_CONTEXT = b"transfer"
 """Context of the vote requests of a campaign started by a leader transfer (TimeoutNow)."""
 
 _VOTE_RESPONSE = {
-    MessageType.VOTE: MessageType.VOTE_RESPONSE,
-    MessageType.PRE_VOTE: MessageType.PRE_VOTE_RESPONSE,
+    VOTE: VOTE_RESPONSE,
+    PRE_VOTE: PRE_VOTE_RESPONSE,
 }
 
 
@@ -124,7 +158,7 @@ class Node:
         self._term = 0
         self._vote = 0
         self._leader_id = 0
-        self._role = Role.FOLLOWER
+        self._role = FOLLOWER
         self._step: Callable[[Message], None] = self._step_follower
         self._tick: Callable[[], None] = self._tick_election
         self._election_elapsed = 0
@@ -221,7 +255,7 @@ class Node:
             "lead_transferee": self._lead_transferee,
             "pending_conf_index": self._pending_conf_index,
         }
-        if self._role == Role.LEADER:
+        if self._role == LEADER:
             status["progress"] = {
                 replica: {
                     "state": progress.state.name.lower(),
@@ -247,7 +281,7 @@ class Node:
 
     def campaign(self) -> None:
         """Start an election now (pre-vote first if configured), as if the timeout expired."""
-        self.step(Message(MessageType.HUP, self._group_id))
+        self.step(Message(HUP, self._group_id))
 
     def propose(self, data: bytes) -> tuple[int, int]:
         """Append a command to the log as leader; returns the (term, index) of its entry.
@@ -262,7 +296,7 @@ class Node:
         config.uncommitted_bytes_max.
         """
         # Stamped with the term and index it gets if we lead, so the leader need not copy it.
-        entry = Entry(self._term, self.raft_log.last_index() + 1, EntryType.NORMAL, data)
+        entry = make_entry(self._term, self.raft_log.last_index() + 1, NORMAL_ENTRY, data)
         return self._propose(entry)
 
     def propose_conf_change(self, change: ConfChange) -> tuple[int, int]:
@@ -273,7 +307,7 @@ class Node:
         is not yet applied), InvalidConfChange (not valid for the current membership, or a
         change other than leave-joint while joint) and ProposalDropped.
         """
-        return self._propose(Entry(0, 0, EntryType.CONF_CHANGE, change.encode()))
+        return self._propose(Entry(0, 0, CONF_CHANGE_ENTRY, change.encode()))
 
     def _propose(self, entry: Entry) -> tuple[int, int]:
         if len(entry.data) > limits.proposal_bytes_max:
@@ -282,8 +316,10 @@ class Node:
                 f"a proposal of {len(entry.data)} bytes exceeds proposal_bytes_max "
                 f"({limits.proposal_bytes_max})",
             )
-        self.step(Message(MessageType.PROPOSE, self._group_id, entries=[entry]))
-        return self._term, self.raft_log.last_index()
+        message = Message(PROPOSE, self._group_id, entries=[entry])
+        self.step(message)
+        last = message.entries[-1]  # stamped by the leader
+        return last.term, last.index
 
     def read_index(self, context: bytes) -> None:
         """Ask for a linearizable read point; the answer arrives as a ReadState with this
@@ -296,7 +332,7 @@ class Node:
         new leader already holds limits.read_index_pending_max requests.
         """
         invariant(context, "a read-index context must be non-empty: it identifies the request")
-        self.step(Message(MessageType.READ_INDEX, self._group_id, context=context))
+        self.step(Message(READ_INDEX, self._group_id, context=context))
 
     def transfer_leader(self, target: int) -> None:
         """Hand leadership to voter `target` (thesis §3.10): the leader catches it up, then
@@ -305,16 +341,16 @@ class Node:
         On a follower the request is forwarded to the leader. A target that is not a voter,
         or that already leads, is ignored. Raises NotLeader when no leader is known.
         """
-        self.step(Message(MessageType.TRANSFER_LEADER, self._group_id, source=target))
+        self.step(Message(TRANSFER_LEADER, self._group_id, source=target))
 
     def report_unreachable(self, peer: int) -> None:
         """The transport failed to deliver to `peer`: stop pipelining to it, probe instead."""
-        self.step(Message(MessageType.UNREACHABLE, self._group_id, source=peer))
+        self.step(Message(UNREACHABLE, self._group_id, source=peer))
 
     def report_snapshot(self, peer: int, succeeded: bool) -> None:
         """The host finished (or gave up) sending a snapshot to `peer`."""
         self.step(
-            Message(MessageType.SNAPSHOT_STATUS, self._group_id, source=peer, reject=not succeeded)
+            Message(SNAPSHOT_STATUS, self._group_id, source=peer, reject=not succeeded)
         )
 
     def apply_conf_change(self, change: ConfChange) -> ConfState:
@@ -340,38 +376,47 @@ class Node:
         """
         if message.group_id != self._group_id:
             return
-        if message.target and message.target != self._id:
+        target = message.target
+        if target and target != self._id:
             return  # misrouted: meant for another replica of the group
         term = message.term
-        if term > self._term:
-            if not self._observe_higher_term(message):
+        if term:
+            if term > self._term:
+                if not self._observe_higher_term(message):
+                    return
+            elif term < self._term:
+                self._answer_stale(message)
                 return
-        elif term and term < self._term:
-            self._answer_stale(message)
-            return
         kind = message.type
-        is_vote_response = kind == MessageType.VOTE_RESPONSE or kind == MessageType.PRE_VOTE_RESPONSE
-        if is_vote_response and self._role != Role.LEADER:
-            self._learn_commit(message)
-        if kind == MessageType.HUP:
+        if kind in _ELECTION_MESSAGES:
+            self._step_election(message)
+        else:
+            self._step(message)
+
+    def _step_election(self, message: Message) -> None:
+        """Election messages, handled alike in every role (the role's step gets the answers)."""
+        kind = message.type
+        if kind == HUP:
             self._hup(transfer=False)
-        elif kind == MessageType.VOTE or kind == MessageType.PRE_VOTE:
+        elif kind in (VOTE, PRE_VOTE):
             self._handle_vote_request(message)
         else:
+            if self._role != LEADER:
+                self._learn_commit(message)
             self._step(message)
 
     def _observe_higher_term(self, message: Message) -> bool:
         """Term rule (§5.1): a higher term makes us follower, except for pre-votes and for
         vote requests arriving while we still hear from a leader. False: ignore the message."""
         kind = message.type
-        is_vote_request = kind == MessageType.VOTE or kind == MessageType.PRE_VOTE
+        is_vote_request = kind in (VOTE, PRE_VOTE)
         if is_vote_request and message.context != TRANSFER_CONTEXT and self._in_leader_lease():
             return False
-        if kind == MessageType.PRE_VOTE:
+        if kind == PRE_VOTE:
             return True
-        if kind == MessageType.PRE_VOTE_RESPONSE and not message.reject:
+        if kind == PRE_VOTE_RESPONSE and not message.reject:
             return True
-        if kind in (MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT):
+        if kind in (APPEND, HEARTBEAT, SNAPSHOT):
             self._become_follower(message.term, message.source)
         else:
             self._become_follower(message.term, 0)
@@ -390,11 +435,11 @@ class Node:
         """A message from an older term. Tell a stale leader about our term, so that a replica
         partitioned away (whose term grew with pre-vote off) or a deposed leader catches up."""
         kind = message.type
-        if kind == MessageType.APPEND or kind == MessageType.HEARTBEAT:
+        if kind in (APPEND, HEARTBEAT):
             if self.config.check_quorum or self.config.pre_vote:
-                self._send(Message(MessageType.APPEND_RESPONSE, self._group_id, target=message.source))
-        elif kind == MessageType.PRE_VOTE:
-            self._send_vote_response(MessageType.PRE_VOTE_RESPONSE, message.source, self._term, True)
+                self._send(Message(APPEND_RESPONSE, self._group_id, target=message.source))
+        elif kind == PRE_VOTE:
+            self._send_vote_response(PRE_VOTE_RESPONSE, message.source, self._term, True)
 
     def _handle_vote_request(self, message: Message) -> None:
         """Grant a vote (§5.2) at most once per term, only to an up-to-date log (§5.4.1)."""
@@ -402,12 +447,12 @@ class Node:
         can_vote = (
             self._vote == message.source
             or (self._vote == 0 and self._leader_id == 0)
-            or (kind == MessageType.PRE_VOTE and message.term > self._term)
+            or (kind == PRE_VOTE and message.term > self._term)
         )
         response = _VOTE_RESPONSE[kind]
         if can_vote and self.raft_log.is_up_to_date(message.index, message.log_term):
             self._send_vote_response(response, message.source, message.term, False)
-            if kind == MessageType.VOTE:
+            if kind == VOTE:
                 self._election_elapsed = 0
                 self._vote = message.source
         else:
@@ -443,8 +488,8 @@ class Node:
         """Queue a message for the next Ready, stamped with our id and (if unset) term."""
         message.source = message.source or self._id
         if message.term == 0 and message.type not in (
-            MessageType.READ_INDEX,
-            MessageType.TRANSFER_LEADER,
+            READ_INDEX,
+            TRANSFER_LEADER,
         ):
             message.term = self._term
         self.messages.append(message)
@@ -481,33 +526,33 @@ class Node:
         self._reset(term)
         self._tick = self._tick_election
         self._leader_id = leader_id
-        self._role = Role.FOLLOWER
+        self._role = FOLLOWER
 
     def _become_pre_candidate(self) -> None:
-        invariant(self._role != Role.LEADER, "a leader cannot become pre-candidate")
+        invariant(self._role != LEADER, "a leader cannot become pre-candidate")
         # Pre-vote changes neither term nor vote (thesis §9.6): it only asks whether an
         # election could be won, so a partitioned replica does not inflate its term.
         self._step = self._step_candidate
         self.tracker.reset_votes()
         self._tick = self._tick_election
         self._leader_id = 0
-        self._role = Role.PRE_CANDIDATE
+        self._role = PRE_CANDIDATE
 
     def _become_candidate(self) -> None:
-        invariant(self._role != Role.LEADER, "a leader cannot become candidate")
+        invariant(self._role != LEADER, "a leader cannot become candidate")
         self._step = self._step_candidate
         self._reset(self._term + 1)
         self._tick = self._tick_election
         self._vote = self._id
-        self._role = Role.CANDIDATE
+        self._role = CANDIDATE
 
     def _become_leader(self) -> None:
-        invariant(self._role != Role.FOLLOWER, "a follower must campaign before leading")
+        invariant(self._role != FOLLOWER, "a follower must campaign before leading")
         self._step = self._step_leader
         self._reset(self._term)
         self._tick = self._tick_heartbeat
         self._leader_id = self._id
-        self._role = Role.LEADER
+        self._role = LEADER
         own = self.tracker.progress[self._id]
         own.become_replicate()
         own.recent_active = True
@@ -525,7 +570,7 @@ class Node:
         return self.tracker.is_voter(self._id) and self.raft_log.unstable.snapshot is None
 
     def _hup(self, transfer: bool) -> None:
-        if self._role == Role.LEADER or not self._promotable():
+        if self._role == LEADER or not self._promotable():
             return
         if self._has_unapplied_conf_changes():
             # The membership we would campaign in may be about to change.
@@ -541,7 +586,7 @@ class Node:
         high = raft_log.committed + 1
         while low < high:
             entries = raft_log.slice(low, high, self.config.committed_entries_bytes_max)
-            if any(entry.type == EntryType.CONF_CHANGE for entry in entries):
+            if any(entry.type == CONF_CHANGE_ENTRY for entry in entries):
                 return True
             low = entries[-1].index + 1
         return False
@@ -549,10 +594,10 @@ class Node:
     def _campaign(self, pre_vote: bool, transfer: bool) -> None:
         if pre_vote:
             self._become_pre_candidate()
-            kind, term = MessageType.PRE_VOTE, self._term + 1
+            kind, term = PRE_VOTE, self._term + 1
         else:
             self._become_candidate()
-            kind, term = MessageType.VOTE, self._term
+            kind, term = VOTE, self._term
         if self._poll(self._id, True) == VoteResult.WON:
             # A single voter wins alone.
             self._win_election()
@@ -580,7 +625,7 @@ class Node:
         return self.tracker.tally_votes()[2]
 
     def _win_election(self) -> None:
-        if self._role == Role.PRE_CANDIDATE:
+        if self._role == PRE_CANDIDATE:
             self._campaign(pre_vote=False, transfer=False)
         else:
             self._become_leader()
@@ -591,7 +636,7 @@ class Node:
         self._election_elapsed += 1
         if self._election_elapsed >= self._randomized_election_timeout and self._promotable():
             self._election_elapsed = 0
-            self.step(Message(MessageType.HUP, self._group_id))
+            self.step(Message(HUP, self._group_id))
 
     def _tick_heartbeat(self) -> None:
         self._heartbeat_elapsed += 1
@@ -599,39 +644,39 @@ class Node:
         if self._election_elapsed >= self.config.election_timeout_ticks:
             self._election_elapsed = 0
             if self.config.check_quorum:
-                self.step(Message(MessageType.CHECK_QUORUM, self._group_id))
-            if self._role == Role.LEADER and self._lead_transferee:
+                self.step(Message(CHECK_QUORUM, self._group_id))
+            if self._role == LEADER and self._lead_transferee:
                 # The transfer did not finish within an election timeout: give up on it
                 # (a removed leader tries again, perhaps with another voter).
                 self._lead_transferee = 0
                 if self._removed():
                     self._hand_over()
-        if self._role != Role.LEADER:
+        if self._role != LEADER:
             return
         if self._heartbeat_elapsed >= self.config.heartbeat_interval_ticks:
             self._heartbeat_elapsed = 0
-            self.step(Message(MessageType.BEAT, self._group_id))
+            self.step(Message(BEAT, self._group_id))
 
     # ---- follower ---------------------------------------------------------------------------
 
     def _step_follower(self, message: Message) -> None:
         kind = message.type
-        if kind == MessageType.APPEND:
+        if kind == APPEND:
             self._heard_from_leader(message.source)
             self._handle_append(message)
-        elif kind == MessageType.HEARTBEAT:
+        elif kind == HEARTBEAT:
             self._heard_from_leader(message.source)
             self._handle_heartbeat(message)
-        elif kind == MessageType.SNAPSHOT:
+        elif kind == SNAPSHOT:
             self._heard_from_leader(message.source)
             self._handle_snapshot(message)
-        elif kind == MessageType.PROPOSE:
+        elif kind == PROPOSE:
             raise NotLeader(self._group_id, self._leader_id)
-        elif kind == MessageType.READ_INDEX or kind == MessageType.TRANSFER_LEADER:
+        elif kind in (READ_INDEX, TRANSFER_LEADER):
             self._forward_to_leader(message)
-        elif kind == MessageType.READ_INDEX_RESPONSE:
+        elif kind == READ_INDEX_RESPONSE:
             self.read_states.append(ReadState(message.index, message.context))
-        elif kind == MessageType.TIMEOUT_NOW:
+        elif kind == TIMEOUT_NOW:
             # Leader transfer (thesis §3.10): campaign at once, skipping pre-vote.
             self._hup(transfer=True)
 
@@ -654,7 +699,7 @@ class Node:
 
     def _handle_append(self, message: Message) -> None:
         raft_log = self.raft_log
-        reply = Message(MessageType.APPEND_RESPONSE, self._group_id, target=message.source)
+        reply = Message(APPEND_RESPONSE, self._group_id, target=message.source)
         if message.index < raft_log.committed:
             reply.index = raft_log.committed
             self._send(reply)
@@ -680,7 +725,7 @@ class Node:
         self.raft_log.commit_to(message.commit)
         self._send(
             Message(
-                MessageType.HEARTBEAT_RESPONSE,
+                HEARTBEAT_RESPONSE,
                 self._group_id,
                 target=message.source,
                 index=message.index,
@@ -693,7 +738,7 @@ class Node:
         if snapshot is None:
             invariant(False, "a SNAPSHOT message carries its meta")
             return
-        reply = Message(MessageType.APPEND_RESPONSE, self._group_id, target=message.source)
+        reply = Message(APPEND_RESPONSE, self._group_id, target=message.source)
         if self._restore(snapshot):
             reply.index = self.raft_log.last_index()
         else:
@@ -724,9 +769,9 @@ class Node:
     def _step_candidate(self, message: Message) -> None:
         kind = message.type
         own_response = (
-            MessageType.PRE_VOTE_RESPONSE
-            if self._role == Role.PRE_CANDIDATE
-            else MessageType.VOTE_RESPONSE
+            PRE_VOTE_RESPONSE
+            if self._role == PRE_CANDIDATE
+            else VOTE_RESPONSE
         )
         if kind == own_response:
             result = self._poll(message.source, not message.reject)
@@ -734,42 +779,42 @@ class Node:
                 self._win_election()
             elif result == VoteResult.LOST:
                 self._become_follower(self._term, 0)
-        elif kind in (MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT):
+        elif kind in (APPEND, HEARTBEAT, SNAPSHOT):
             # Someone won this term's election (§5.2): follow it.
             self._become_follower(message.term, message.source)
             self._step_follower(message)
-        elif kind == MessageType.PROPOSE:
+        elif kind == PROPOSE:
             raise NotLeader(self._group_id, 0)
-        elif kind == MessageType.READ_INDEX or kind == MessageType.TRANSFER_LEADER:
+        elif kind in (READ_INDEX, TRANSFER_LEADER):
             self._forward_to_leader(message)
 
     # ---- leader -----------------------------------------------------------------------------
 
     def _step_leader(self, message: Message) -> None:
         kind = message.type
-        if kind == MessageType.PROPOSE:
+        if kind == PROPOSE:
             self._handle_propose(message)
-        elif kind == MessageType.APPEND_RESPONSE:
+        elif kind == APPEND_RESPONSE:
             progress = self.tracker.progress.get(message.source)
             if progress is not None:
                 self._handle_append_response(message, progress)
-        elif kind == MessageType.HEARTBEAT_RESPONSE:
+        elif kind == HEARTBEAT_RESPONSE:
             progress = self.tracker.progress.get(message.source)
             if progress is not None:
                 self._handle_heartbeat_response(message, progress)
-        elif kind == MessageType.BEAT:
+        elif kind == BEAT:
             self._broadcast_heartbeat(self._read_only.last_pending_context())
-        elif kind == MessageType.CHECK_QUORUM:
+        elif kind == CHECK_QUORUM:
             self._check_quorum()
-        elif kind == MessageType.READ_INDEX:
+        elif kind == READ_INDEX:
             self._handle_read_index(message)
-        elif kind == MessageType.TRANSFER_LEADER:
+        elif kind == TRANSFER_LEADER:
             self._handle_transfer_leader(message)
-        elif kind == MessageType.SNAPSHOT_STATUS:
+        elif kind == SNAPSHOT_STATUS:
             self._handle_snapshot_status(message)
-        elif kind == MessageType.UNREACHABLE:
+        elif kind == UNREACHABLE:
             progress = self.tracker.progress.get(message.source)
-            if progress is not None and progress.state == ProgressState.REPLICATE:
+            if progress is not None and progress.state == STATE_REPLICATE:
                 progress.become_probe()
 
     def _check_quorum(self) -> None:
@@ -791,14 +836,14 @@ class Node:
             raise LeaderTransferInProgress(self._group_id, self._lead_transferee)
         entries = message.entries
         conf_change_offset = 0
-        for offset, entry in enumerate(entries, 1):
-            if entry.type == EntryType.CONF_CHANGE:
+        for offset, entry in enumerate(entries):
+            if entry.type == CONF_CHANGE_ENTRY:
                 invariant(not conf_change_offset, "one conf change per proposal")
                 self._check_conf_change(entry)
-                conf_change_offset = offset
-        last = self._append_entries(entries)
+                conf_change_offset = offset + 1
+        message.entries = entries = self._append_entries(entries)
         if conf_change_offset:
-            self._pending_conf_index = last - len(entries) + conf_change_offset
+            self._pending_conf_index = entries[conf_change_offset - 1].index
 
     def _check_conf_change(self, entry: Entry) -> None:
         """Refuse a conf change while another is unapplied (only one may be in flight, so
@@ -814,9 +859,9 @@ class Node:
             )
         apply_conf_change(conf_state, change, self._group_id)
 
-    def _append_entries(self, entries: list[Entry]) -> int:
+    def _append_entries(self, entries: list[Entry]) -> list[Entry]:
         """Stamp proposals with our term and the next indexes, and append them; returns the
-        new last index. Raises ProposalDropped past uncommitted_bytes_max."""
+        stamped entries. Raises ProposalDropped past uncommitted_bytes_max."""
         raft_log = self.raft_log
         term = self._term
         last = raft_log.last_index()
@@ -825,11 +870,11 @@ class Node:
             # it right.
             entry = entries[0]
             if entry.term != term or entry.index != last + 1:
-                entries = [Entry(term, last + 1, entry.type, entry.data)]
+                entries = [make_entry(term, last + 1, entry.type, entry.data)]
             size = len(entry.data)
         else:
             entries = [
-                Entry(term, last + position, entry.type, entry.data)
+                make_entry(term, last + position, entry.type, entry.data)
                 for position, entry in enumerate(entries, 1)
             ]
             size = sum(len(entry.data) for entry in entries)
@@ -851,7 +896,7 @@ class Node:
         self._broadcast_pending = True
         if self.tracker.is_single_voter(self._id):
             self._maybe_commit()
-        return last
+        return entries
 
     def _maybe_commit(self) -> bool:
         """Advance the commit index to what a quorum has, if that entry is of our term."""
@@ -871,12 +916,12 @@ class Node:
         index = message.index
         if not (
             progress.maybe_update(index)
-            or (progress.match == index and progress.state == ProgressState.PROBE)
+            or (progress.match == index and progress.state == STATE_PROBE)
         ):
             return
-        if progress.state == ProgressState.PROBE:
+        if progress.state == STATE_PROBE:
             progress.become_replicate()
-        elif progress.state == ProgressState.SNAPSHOT:
+        elif progress.state == STATE_SNAPSHOT:
             if (
                 progress.match >= progress.pending_snapshot
                 or progress.match + 1 >= self.raft_log.first_index()
@@ -906,7 +951,7 @@ class Node:
                 message.reject_hint, message.log_term
             )
         if progress.maybe_decrease_to(message.index, next_probe):
-            if progress.state == ProgressState.REPLICATE:
+            if progress.state == STATE_REPLICATE:
                 progress.become_probe()
             self._send_append(message.source, progress, send_if_empty=True)
 
@@ -915,7 +960,7 @@ class Node:
         progress.probe_sent = False
         if message.index > progress.lease_tick:
             progress.lease_tick = message.index
-        if progress.state == ProgressState.REPLICATE and progress.inflights.full():
+        if progress.state == STATE_REPLICATE and progress.inflights.full():
             progress.inflights.free_first()
         if (
             progress.match < self.raft_log.last_index()
@@ -929,7 +974,7 @@ class Node:
 
     def _handle_snapshot_status(self, message: Message) -> None:
         progress = self.tracker.progress.get(message.source)
-        if progress is None or progress.state != ProgressState.SNAPSHOT:
+        if progress is None or progress.state != STATE_SNAPSHOT:
             return
         if message.reject:
             progress.pending_snapshot = 0
@@ -944,7 +989,7 @@ class Node:
         follower with every new entry (up to the batch bounds), one heartbeat round for reads."""
         if self._broadcast_pending:
             self._broadcast_pending = False
-            if self._role == Role.LEADER:
+            if self._role == LEADER:
                 committed = self.raft_log.committed
                 for replica, progress in self.tracker.peers(self._id):
                     send_if_empty = progress.commit_sent < committed
@@ -952,7 +997,7 @@ class Node:
                         send_if_empty = False
         if self._read_heartbeat_pending:
             self._read_heartbeat_pending = False
-            if self._role == Role.LEADER and len(self._read_only):
+            if self._role == LEADER and len(self._read_only):
                 self._broadcast_heartbeat(self._read_only.last_pending_context())
 
     def _send_append(self, replica: int, progress: Progress, send_if_empty: bool) -> bool:
@@ -975,7 +1020,7 @@ class Node:
         committed = raft_log.committed
         self.messages.append(
             Message(
-                MessageType.APPEND,
+                APPEND,
                 self._group_id,
                 self._id,
                 replica,
@@ -1007,7 +1052,7 @@ class Node:
         )
         progress.become_snapshot(meta.index)
         self._send(
-            Message(MessageType.SNAPSHOT, self._group_id, target=replica, snapshot=meta)
+            Message(SNAPSHOT, self._group_id, target=replica, snapshot=meta)
         )
         return True
 
@@ -1017,7 +1062,7 @@ class Node:
         for replica, progress in self.tracker.peers(self._id):
             self._send(
                 Message(
-                    MessageType.HEARTBEAT,
+                    HEARTBEAT,
                     self._group_id,
                     target=replica,
                     commit=min(progress.match, committed),
@@ -1077,7 +1122,7 @@ class Node:
         else:
             self._send(
                 Message(
-                    MessageType.READ_INDEX_RESPONSE,
+                    READ_INDEX_RESPONSE,
                     self._group_id,
                     target=message.source,
                     index=index,
@@ -1126,11 +1171,11 @@ class Node:
 
     def _send_timeout_now(self, replica: int) -> None:
         self._lease_forfeited = True
-        self._send(Message(MessageType.TIMEOUT_NOW, self._group_id, target=replica))
+        self._send(Message(TIMEOUT_NOW, self._group_id, target=replica))
 
     def _switch_to_config(self, conf_state: ConfState) -> None:
         self.tracker.switch_to(conf_state, self.raft_log.last_index() + 1)
-        if self._role != Role.LEADER:
+        if self._role != LEADER:
             return
         if not self.tracker.voter_ids():
             return
@@ -1161,7 +1206,7 @@ class Node:
     def _maybe_auto_leave(self) -> None:
         """Leave a joint configuration on our own once the entry entering it is applied."""
         if (
-            self._role == Role.LEADER
+            self._role == LEADER
             and self.tracker.conf_state.auto_leave
             and self.raft_log.applied >= self._pending_conf_index
         ):
@@ -1242,7 +1287,7 @@ class Node:
             raft_log.unstable.stable_to(last.index, last.term)
         if ready.committed_entries:
             raft_log.applied_to(ready.committed_entries[-1].index)
-            if self._role == Role.LEADER and self._uncommitted_bytes:
+            if self._role == LEADER and self._uncommitted_bytes:
                 size = sum(len(entry.data) for entry in ready.committed_entries)
                 self._uncommitted_bytes = max(0, self._uncommitted_bytes - size)
             self._maybe_auto_leave()

@@ -28,6 +28,13 @@ class ProgressState(enum.IntEnum):
     SNAPSHOT = 2
 
 
+# Bound to module names: reading `ProgressState.REPLICATE` goes through the enum machinery
+# (about five times a global's cost), and these are compared on every append.
+PROBE = ProgressState.PROBE
+REPLICATE = ProgressState.REPLICATE
+SNAPSHOT = ProgressState.SNAPSHOT
+
+
 class Progress:
     """A leader's view of one replica of its group (itself included)."""
 
@@ -53,7 +60,7 @@ class Progress:
     ) -> None:
         self.match = match
         self.next = next_index
-        self.state = ProgressState.PROBE
+        self.state = PROBE
         self.pending_snapshot = 0
         self.probe_sent = False  # PROBE: an append is out, wait for its answer
         self.recent_active = False
@@ -70,28 +77,28 @@ class Progress:
 
     def become_probe(self) -> None:
         """Probe from after `match` (or after a snapshot that was being sent)."""
-        if self.state == ProgressState.SNAPSHOT:
+        if self.state == SNAPSHOT:
             pending = self.pending_snapshot
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(PROBE)
             self.next = max(self.match + 1, pending + 1)
         else:
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(PROBE)
             self.next = self.match + 1
 
     def become_replicate(self) -> None:
-        self._reset_state(ProgressState.REPLICATE)
+        self._reset_state(REPLICATE)
         self.next = self.match + 1
 
     def become_snapshot(self, snapshot_index: int) -> None:
-        self._reset_state(ProgressState.SNAPSHOT)
+        self._reset_state(SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
     def sent_entries(self, last_index: int, size_bytes: int) -> None:
         """Record an append carrying entries up to `last_index` (nothing if it carried none)."""
-        if self.state == ProgressState.REPLICATE:
+        if self.state == REPLICATE:
             self.next = last_index + 1
             self.inflights.add(last_index, size_bytes)
-        elif self.state == ProgressState.PROBE:
+        elif self.state == PROBE:
             self.probe_sent = True
 
     def maybe_update(self, index: int) -> bool:
@@ -107,7 +114,7 @@ class Progress:
     def maybe_decrease_to(self, rejected: int, match_hint: int) -> bool:
         """The follower rejected an append after `rejected`; its log may match up to
         `match_hint`. Moves `next` back; False if the rejection is stale."""
-        if self.state == ProgressState.REPLICATE:
+        if self.state == REPLICATE:
             if rejected <= self.match:
                 return False
             self.next = self.match + 1
@@ -121,9 +128,9 @@ class Progress:
     def is_paused(self) -> bool:
         """True when the leader must not send appends to this follower now."""
         state = self.state
-        if state == ProgressState.REPLICATE:
+        if state == REPLICATE:
             return self.inflights.full()
-        if state == ProgressState.PROBE:
+        if state == PROBE:
             return self.probe_sent
         return True
 
@@ -131,9 +138,9 @@ class Progress:
         text = f"{self.state.name} match={self.match} next={self.next}"
         if self.is_learner:
             text += " learner"
-        if self.state == ProgressState.SNAPSHOT:
+        if self.state == SNAPSHOT:
             text += f" pending_snapshot={self.pending_snapshot}"
-        if self.is_paused() and self.state != ProgressState.SNAPSHOT:
+        if self.is_paused() and self.state != SNAPSHOT:
             text += " paused"
         if self.inflights.count():
             text += f" inflight={self.inflights.count()}"
