@@ -160,3 +160,13 @@ def test_long_subject_does_not_recurse() -> None:
     """A pattern with many stars against a long subject runs without deep recursion."""
     assert match(b"*a" * 900 + b"*", b"a" * 100_000) is True
     assert match(b"*x*y*z", b"ab" * 50_000) is False
+
+
+@settings(max_examples=1000, deadline=None)
+@given(pattern=st.lists(st.sampled_from(list(b"ab*")), max_size=12).map(bytes),
+       subject=st.lists(st.sampled_from(list(b"ab")), max_size=12).map(bytes))
+def test_literal_and_star_patterns_match_like_the_reference(pattern: bytes,
+                                                            subject: bytes) -> None:
+    """The find-based matcher for literals and stars agrees with the C port."""
+    if pattern != b"*":
+        assert compile_pattern(pattern)(subject) is reference_match(pattern, subject)
