@@ -66,6 +66,14 @@ def events_of(spec: Spec) -> list[Event]:
     return [invoke, completion]
 
 
+def spec_of(operation: Operation, process: int, key: str | None) -> Spec:
+    """The spec of `operation`, moved to another process and key (an info one completes at
+    once: when it completed never matters, only that it did before the next invocation)."""
+    ret = operation.call if operation.ret is None else operation.ret
+    return Spec(process, operation.function, operation.input, operation.output, operation.call,
+                ret, operation.status, key)
+
+
 def history(*specs: Spec) -> History:
     events = [event for spec in specs for event in events_of(spec)]
     order = sorted(range(len(events)), key=lambda position: (events[position].time, position))

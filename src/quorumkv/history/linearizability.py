@@ -11,9 +11,16 @@ model accepts in the current state is *linearized*: its call and return leave th
 scan restarts. Reaching a return means that operation was not linearized before it returned, so
 the search backtracks, reinserting the last linearized operation and trying the next call after
 it. A cache of (set of linearized operations as a bitmask, model state) prunes configurations
-already explored. Operations with unknown outcome (`info`) return at +infinity: the search
-succeeds once every definite operation is linearized, the rest being left out (as if they never
-happened, or happened after everything else).
+already explored. Operations with unknown outcome (`info`) return at +infinity, or at the
+deadline the model sets (register_model.with_info_deadlines): the search succeeds once every
+operation with a return is linearized, the rest being left out (as if they never happened).
+
+Info operations are what makes this search explode: each one left pending doubles the
+configurations at every later point. Two rules keep it in check, both sound because they only
+skip orders for which an equivalent explored order exists. An info operation is applied only
+if it changes the state, and only if what follows needs its value (an info write that is
+overwritten before anything observes it might as well not have happened); the search state
+therefore also holds `pending`, the state before such an unjustified info operation.
 
 Keys are independent (P-compositionality, Herlihy & Wing): each key is checked alone, with its
 own budget of `steps_max` search steps; exhausting it answers `unknown`, never a guess.
@@ -27,15 +34,15 @@ reached, and the operations running beside it form the counterexample.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from quorumkv import limits
 from quorumkv.history.operation import History, Operation, by_key, key_order
-from quorumkv.history.register_model import RegisterModel, without_unobserved_writes
+from quorumkv.history.register_model import RegisterModel
 from quorumkv.history.verdict import Verdict, combined, quoted
-from quorumkv.invariant import invariant
+from quorumkv.invariant import InvariantViolation
 
 __all__ = [
     "Model",
@@ -58,6 +65,16 @@ class Model(Protocol):
     def step(self, state: Hashable, operation: Operation) -> tuple[bool, Hashable]: ...
 
     def explain(self, state: Hashable, operation: Operation) -> str: ...
+
+    def bounded(self, operations: list[Operation]) -> list[Operation]: ...
+
+    def justifies(
+        self, prior: Hashable, state: Hashable, operation: Operation, after: Hashable
+    ) -> bool | None: ...
+
+    def justifiers(
+        self, operations: Sequence[Operation]
+    ) -> Callable[[Hashable, Hashable], Iterable[int]]: ...
 
 
 def check_register_history(
@@ -96,15 +113,14 @@ def check_linearizable(
     steps_max: int = limits.linearizability_search_steps_max,
 ) -> Verdict:
     """Whether `operations` (all on one key) are linearizable with respect to `model`."""
+    # Prepared operations carry, as `index`, their position in `operations`, so that verdicts
+    # can quote the operations as recorded.
     prepared: list[Operation] = []
-    original: dict[int, Operation] = {}
-    for operation in operations:
+    for position, operation in enumerate(operations):
         ready = model.prepare(operation)
         if ready is not None:
-            prepared.append(ready)
-            original[id(ready)] = operation
-    if isinstance(model, RegisterModel):
-        prepared = without_unobserved_writes(prepared)
+            prepared.append(replace(ready, index=position))
+    prepared = model.bounded(prepared)
     result = _search(prepared, model, steps_max)
     if result.valid:
         return Verdict(
@@ -120,7 +136,7 @@ def check_linearizable(
             f"{len(prepared)} operations without deciding; raise steps_max or check a "
             "shorter history",
         )
-    return _refutation(prepared, original, model, key, steps_max, result)
+    return _refutation(prepared, operations, model, key, steps_max, result)
 
 
 # ---- The search ----------------------------------------------------------------------------
@@ -128,12 +144,17 @@ def check_linearizable(
 
 @dataclass(slots=True)
 class _Outcome:
-    """What one search found: validity, steps used, and its deepest partial linearization."""
+    """What one search found: validity, steps used, and its deepest partial linearization.
+
+    `path` lists the operations of that linearization in order, `states` the model state before
+    each of them and, last, after them all; `blocked` is the operation whose return the search
+    could not pass from there (-1 if none).
+    """
 
     valid: bool | None
     steps: int
     path: list[int]
-    state: Hashable
+    states: list[Hashable]
     blocked: int
 
 
@@ -186,52 +207,130 @@ def _event_order(operations: Sequence[Operation], code: int) -> tuple[int, int, 
     return (0, operation.ret, 1, code)
 
 
+class _Settled:
+    """The marker of a search state where no info operation awaits justification."""
+
+    def __repr__(self) -> str:
+        return "settled"
+
+
+_SETTLED = _Settled()
+
+
 def _search(operations: Sequence[Operation], model: Model, steps_max: int) -> _Outcome:
-    """Lowe's just-in-time linearization search with Porcupine's cache (module docstring)."""
+    """Lowe's just-in-time linearization search with Porcupine's cache (module docstring).
+
+    The search state is the set of linearized operations (a bitmask), the model state, and
+    `pending`: the state before an info operation that changed it and awaits justification
+    (or _SETTLED). An info operation with a deadline has two ways to be linearized, applied
+    (choice 0) or as a no-op (choice 1); every other operation has only the first.
+    """
     events = _Events(operations)
+    rules = _Rules(operations, model)
     bits = [1 << index for index in range(len(operations))]
-    definite = [operation.ret is not None for operation in operations]
-    remaining = sum(definite)
+    bounded = rules.bounded
+    choices = [
+        1 + (bound and operation.status == "info")
+        for bound, operation in zip(bounded, operations, strict=True)
+    ]
+    plain = [operation.status == "ok" for operation in operations]
+    step = model.step
+    remaining = sum(bounded)
     state = model.initial_state()
+    pending: Hashable = _SETTLED
     linearized = 0
-    calls: list[tuple[int, Hashable]] = []
-    seen: set[tuple[int, Hashable]] = set()
-    deepest = _Outcome(False, 0, [], state, -1)
-    slot = events.next[events.head]
+    calls: list[tuple[int, Hashable, Hashable, int]] = []
+    seen: set[tuple[int, Hashable, Hashable]] = set()
+    deepest = _Outcome(False, 0, [], [state], -1)
+    slot, choice = events.next[events.head], 0
+    moved: tuple[Hashable, Hashable] | None
     steps = 0
     while remaining:
         steps += 1
         if steps > steps_max:
-            return _Outcome(None, steps_max, deepest.path, deepest.state, deepest.blocked)
-        invariant(slot != -1, "a definite operation's return remains ahead of the scan")
+            deepest.valid, deepest.steps = None, steps_max
+            return deepest
+        if slot == -1:
+            raise InvariantViolation("the scan passed every return yet some remain to linearize")
         if events.is_call[slot]:
             index = events.operation[slot]
-            legal, after = model.step(state, operations[index])
-            configuration = (linearized | bits[index], after)
-            if legal and configuration not in seen:
-                seen.add(configuration)
-                calls.append((slot, state))
-                state, linearized = after, configuration[0]
-                remaining -= definite[index]
-                events.lift(slot)
-                slot = events.next[events.head]
+            if choice >= choices[index]:
+                slot, choice = events.next[slot], 0
+                continue
+            if pending is _SETTLED and plain[index]:  # the common case, inlined for speed
+                legal, after = step(state, operations[index])
+                moved = (after, pending) if legal else None
             else:
-                slot = events.next[slot]
+                moved = rules.moved(index, choice, state, pending, linearized)
+            configuration = (linearized | bits[index], *moved) if moved else None
+            if configuration is None or configuration in seen:
+                choice += 1
+                continue
+            seen.add(configuration)
+            calls.append((slot, state, pending, choice))
+            linearized, state, pending = configuration
+            remaining -= bounded[index]
+            events.lift(slot)
+            slot, choice = events.next[events.head], 0
             continue
         if len(calls) > len(deepest.path) or deepest.blocked == -1:
-            path = [events.operation[call] for call, _ in calls]
-            deepest = _Outcome(False, 0, path, state, events.operation[slot])
+            path = [events.operation[call[0]] for call in calls]
+            states = [call[1] for call in calls]
+            deepest = _Outcome(False, 0, path, [*states, state], events.operation[slot])
         if not calls:
             deepest.steps = steps
             return deepest
-        slot, state = calls.pop()
+        slot, state, pending, choice = calls.pop()
         index = events.operation[slot]
         linearized ^= bits[index]
-        remaining += definite[index]
+        remaining += bounded[index]
         events.unlift(slot)
-        slot = events.next[slot]
-    path = [events.operation[call] for call, _ in calls]
-    return _Outcome(True, steps, path, state, -1)
+        choice += 1
+    path = [events.operation[call[0]] for call in calls]
+    return _Outcome(True, steps, path, [*(call[1] for call in calls), state], -1)
+
+
+class _Rules:
+    """Where the search may go from a configuration (see `moved`)."""
+
+    def __init__(self, operations: Sequence[Operation], model: Model) -> None:
+        self.operations = operations
+        self.model = model
+        self.bounded = [operation.ret is not None for operation in operations]
+        self.justifiers = model.justifiers(operations)
+
+    def moved(
+        self, index: int, choice: int, state: Hashable, pending: Hashable, linearized: int
+    ) -> tuple[Hashable, Hashable] | None:
+        """The (state, pending) after linearizing operation `index` by `choice`, or None if
+        the search need not go there: the model refuses it, or a canonical order without it
+        exists.
+
+        An info operation that changed the state must be justified by what follows: a later
+        operation that observes its value (model.justifies), so one is applied only while
+        such an operation remains to linearize. One overwritten unobserved might as well not
+        have happened, and that order is explored anyway. For the same reason an info
+        operation with no deadline is never applied without effect.
+        """
+        if choice == 1:
+            return state, pending
+        operation = self.operations[index]
+        legal, after = self.model.step(state, operation)
+        if not legal:
+            return None
+        if pending is not _SETTLED:
+            justified = self.model.justifies(pending, state, operation, after)
+            if justified is None:
+                return None
+            if justified:
+                pending = _SETTLED
+        if operation.status == "info":
+            if after == state:
+                return (after, pending) if self.bounded[index] else None
+            if all(linearized >> other & 1 for other in self.justifiers(state, after)):
+                return None
+            pending = state
+        return after, pending
 
 
 # ---- Explaining a refutation ---------------------------------------------------------------
@@ -239,7 +338,7 @@ def _search(operations: Sequence[Operation], model: Model, steps_max: int) -> _O
 
 def _refutation(
     operations: list[Operation],
-    original: dict[int, Operation],
+    original: Sequence[Operation],
     model: Model,
     key: str | None,
     steps_max: int,
@@ -247,57 +346,53 @@ def _refutation(
 ) -> Verdict:
     """The verdict for operations `refuted` by a search: the first return at fault, and why."""
     returns = sorted(
-        (index for index, operation in enumerate(operations) if operation.ret is not None),
+        (index for index, operation in enumerate(operations) if operation.status == "ok"),
         key=lambda index: _event_order(operations, 2 * index + 1),
     )
     low, high = 1, len(returns)
     while low < high:
         middle = (low + high) // 2
-        prefix, _ = _prefix(operations, model, returns[middle - 1])
+        prefix = _prefix(operations, model, returns[middle - 1])
         if _search(prefix, model, steps_max).valid is False:
             high = middle
         else:
             low = middle + 1
-    prefix, positions = _prefix(operations, model, returns[high - 1])
+    prefix = _prefix(operations, model, returns[high - 1])
     outcome = _search(prefix, model, steps_max)
     if outcome.valid is not False:
         # Only the untested last prefix can get here (the search bound cut it short): it
         # differs from the whole history by info operations after every return at most.
-        prefix, positions = list(operations), list(range(len(operations)))
+        prefix = list(operations)
         outcome = refuted
-    culprit = original[id(operations[returns[high - 1]])]
-    blocked = original[id(operations[positions[outcome.blocked]])]
+    culprit = original[operations[returns[high - 1]].index]
+    blocked = original[prefix[outcome.blocked].index]
     which = "it" if blocked is culprit else blocked.describe()
     message = (
         f"key {key!r} is not linearizable: no order of the operations up to the return of "
         f"{culprit.describe()} respects both real time and the {model.name} model. The longest "
         f"linearization found places {len(outcome.path)} of {len(prefix)} operations; then "
-        f"{which} cannot take effect: {model.explain(outcome.state, prefix[outcome.blocked])}."
+        f"{which} cannot take effect: {model.explain(outcome.states[-1], prefix[outcome.blocked])}."
     )
-    witnesses = _witnesses(prefix, outcome, model)
+    witnesses = _witnesses(prefix, outcome)
     return Verdict(
         False,
         key,
         message,
         quoted(
-            [original[id(operations[positions[index]])] for index in witnesses],
+            [original[prefix[index].index] for index in witnesses],
             first=[culprit, blocked],
         ),
     )
 
 
-def _prefix(
-    operations: Sequence[Operation], model: Model, last: int
-) -> tuple[list[Operation], list[int]]:
+def _prefix(operations: Sequence[Operation], model: Model, last: int) -> list[Operation]:
     """The history cut just after the return of operation `last`.
 
-    Operations called before the cut and returning after it become `info` (re-prepared, so a
-    read running at the cut is dropped). Also returns, for each operation kept, its position
-    in `operations`.
+    Operations called before the cut and returning after it become `info` without deadline
+    (re-prepared, so a read running at the cut is dropped).
     """
     cut = _event_order(operations, 2 * last + 1)
     kept: list[Operation] = []
-    positions: list[int] = []
     for index, operation in enumerate(operations):
         if _event_order(operations, 2 * index) > cut:
             continue
@@ -307,17 +402,14 @@ def _prefix(
                 continue
             operation = running
         kept.append(operation)
-        positions.append(index)
-    return kept, positions
+    return kept
 
 
-def _witnesses(prefix: Sequence[Operation], outcome: _Outcome, model: Model) -> list[int]:
+def _witnesses(prefix: Sequence[Operation], outcome: _Outcome) -> list[int]:
     """The operations that show the problem, most telling first: the tail of the deepest
     linearization from the second-last change of state, then those running beside the
     blocked operation that the linearization left out."""
-    states = [model.initial_state()]
-    for index in outcome.path:
-        states.append(model.step(states[-1], prefix[index])[1])
+    states = outcome.states
     changes = [step for step in range(len(outcome.path)) if states[step] != states[step + 1]]
     start = changes[-2] if len(changes) >= 2 else (changes[-1] if changes else 0)
     tail = outcome.path[start:]
