@@ -82,6 +82,7 @@ def test_infinite_sums_are_refused() -> None:
 @pytest.mark.parametrize(("value", "text"), [
     (1.5, b"1.5"), (3.0, b"3"), (-0.25, b"-0.25"), (float("inf"), b"inf"),
     (float("-inf"), b"-inf"), (float("nan"), b"nan"), (1e20, b"1e+20"), (0.1, b"0.1"),
+    (0.0, b"0"), (-0.0, b"-0"),
 ])
 def test_format_double(value: float, text: bytes) -> None:
     """Doubles in replies: integral values without a fraction, shortest text otherwise."""

@@ -14,6 +14,7 @@ platform; beyond that precision Redis's binary rounding shows and the two may di
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Context, Decimal, InvalidOperation
 
@@ -115,6 +116,8 @@ def format_double(value: float) -> bytes:
         return b"nan"
     if value in (float("inf"), float("-inf")):
         return b"inf" if value > 0 else b"-inf"
+    if value == 0:
+        return b"-0" if math.copysign(1.0, value) < 0 else b"0"
     if value.is_integer() and abs(value) < 1e17:
         return b"%d" % int(value)
     return repr(value).encode("ascii")

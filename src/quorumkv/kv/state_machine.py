@@ -11,7 +11,8 @@ shown that this replica has applied everything committed before the read arrived
 the reading node's clock, used only to hide keys that have expired.
 
 `expired_keys` lists due keys for the leader to delete with QKV.EXPIRE-DELETE entries
-(kv/expiry.py); `expire_delete_command` builds such an entry.
+(kv/expiry.py); `expire_delete_command` builds such an entry. `key_count` is DBSIZE's answer
+(for INFO's keyspace section).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from __future__ import annotations
 from quorumkv.kv import commands
 from quorumkv.kv.command import Command
 from quorumkv.kv.expiry import EXPIRE_DELETE, expired_keys
+from quorumkv.kv.keys import key_count
 from quorumkv.kv.keyspace import Keyspace
 from quorumkv.kv.reply import ErrorReply, Reply, unknown_command_error
 from quorumkv.kv.scan import random_key
 from quorumkv.kv.store import KeyValueStore
 
-__all__ = ["apply", "read", "expired_keys", "expire_delete_command"]
+__all__ = ["apply", "read", "expired_keys", "expire_delete_command", "key_count"]
 
 
 def apply(store: KeyValueStore, command: Command) -> Reply:
