@@ -44,12 +44,12 @@ def check_counter_key(operations: Sequence[Operation], key: str | None = None) -
         if _function(operation) == "incr" and operation.status != "fail"
     ]
     reads = [read for read in operations if read.function == "read" and read.status == "ok"]
+    certain = _Sums([add for add in increments if add.status == "ok"], by_return=True)
+    possible = _Sums(increments, by_return=False)
     if not reads:
         if increments:
             return Verdict(None, key, f"key {key!r}: {len(increments)} increments, no read")
         return Verdict(True, key, f"key {key!r}: no operations to check")
-    certain = _Sums([add for add in increments if add.status == "ok"], by_return=True)
-    possible = _Sums(increments, by_return=False)
     for read in sorted(reads, key=lambda read: read.call):
         value = _read_value(read)
         low, high = _bounds(read, certain, possible)
