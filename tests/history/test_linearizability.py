@@ -70,14 +70,17 @@ def test_stale_read_counterexample_names_the_read_and_the_write_it_missed() -> N
 
 
 def test_culprit_is_the_first_operation_whose_return_breaks_the_history() -> None:
-    """With a stale read at the end of a long valid run, the message names that read."""
+    """With a stale read at the end of a long valid run, the message names that read and the
+    counterexample holds it, the last writes and the write of the value it read."""
     specs = [write(1, value, call=4 * value, ret=4 * value + 1) for value in range(1, 30)]
     specs += [read(2, value, call=4 * value + 2, ret=4 * value + 3) for value in range(1, 30)]
     specs.append(read(3, 5, call=200, ret=201))
     verdict = check_register_history(history(*specs))
     assert verdict.valid is False
     assert "read -> 5" in verdict.message and "called at 200" in verdict.message
-    assert len(verdict.counterexample) <= 5
+    quoted = [(op.function, op.input, op.output) for op in verdict.counterexample]
+    assert ("write", 5, None) in quoted and ("read", None, 5) in quoted
+    assert len(quoted) <= 6
 
 
 def test_only_the_bad_key_is_blamed() -> None:

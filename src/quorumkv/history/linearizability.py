@@ -373,7 +373,7 @@ def _refutation(
         f"linearization found places {len(outcome.path)} of {len(prefix)} operations; then "
         f"{which} cannot take effect: {model.explain(outcome.states[-1], prefix[outcome.blocked])}."
     )
-    witnesses = _witnesses(prefix, outcome)
+    witnesses = _witnesses(prefix, outcome, model)
     return Verdict(
         False,
         key,
@@ -405,21 +405,35 @@ def _prefix(operations: Sequence[Operation], model: Model, last: int) -> list[Op
     return kept
 
 
-def _witnesses(prefix: Sequence[Operation], outcome: _Outcome) -> list[int]:
+def _witnesses(prefix: Sequence[Operation], outcome: _Outcome, model: Model) -> list[int]:
     """The operations that show the problem, most telling first: the tail of the deepest
-    linearization from the second-last change of state, then those running beside the
-    blocked operation that the linearization left out."""
+    linearization from the second-last change of state, the last operation before it that
+    left a state the blocked one would accept, the definite operations running beside the
+    blocked one that the linearization left out, and the info operations that would have let
+    it take effect."""
     states = outcome.states
     changes = [step for step in range(len(outcome.path)) if states[step] != states[step + 1]]
     start = changes[-2] if len(changes) >= 2 else (changes[-1] if changes else 0)
     tail = outcome.path[start:]
     blocked = prefix[outcome.blocked]
-    placed = set(outcome.path)
+    placed = {*outcome.path, outcome.blocked}
     beside = [
         index
         for index, operation in enumerate(prefix)
         if index not in placed
-        and index != outcome.blocked
+        and operation.status == "ok"
         and (operation.ret is None or blocked.ret is None or operation.ret >= blocked.call)
     ]
-    return [*reversed(tail), *beside]
+    enabling = [
+        index
+        for index, operation in enumerate(prefix)
+        if index not in placed
+        and operation.status == "info"
+        and model.step(model.step(states[-1], operation)[1], blocked)[0]
+    ]
+    earlier = [  # the last earlier point at which the blocked operation could have been placed
+        outcome.path[step]
+        for step in range(start)
+        if states[step] != states[step + 1] and model.step(states[step + 1], blocked)[0]
+    ][-1:]
+    return [*reversed(tail), *earlier, *beside, *enabling]
