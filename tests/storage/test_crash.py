@@ -99,3 +99,76 @@ def test_fifty_kill_cycles_lose_no_acknowledged_batch(tmp_path: Path) -> None:
 def test_a_thousand_kill_cycles_lose_no_acknowledged_batch(tmp_path: Path) -> None:
     """1,000 SIGKILLs at random points: every acknowledged batch survives, whole and in order."""
     kill_cycles(tmp_path, 1000, seed=2)
+
+
+# ---- snapshot installs --------------------------------------------------------------------
+
+
+def run_installs_and_kill(path: str, lines: int) -> list[str]:
+    """Start the installing child, SIGKILL it after `lines` progress lines; all its lines."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "quorumkv.storage.crash_child", path, "--installs"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None
+    seen: list[str] = []
+    try:
+        while len(seen) < lines:
+            line = child.stdout.readline()
+            if not line:
+                break
+            seen.append(line.decode().strip())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        remaining, errors = child.communicate()
+    assert child.returncode == -signal.SIGKILL, f"the child failed: {errors.decode()[-2000:]}"
+    return seen + remaining.decode().split()
+
+
+def check_install(path: str, acknowledged: str | None) -> None:
+    """The shard is wholly one image (or untouched if none was acknowledged), and nothing of
+    an unfinished install is left: no orphan generation, no staged file."""
+    store = RocksDBStore(path)
+    try:
+        shard = crash_child.INSTALL_SHARD
+        applied = store.shard(shard).applied()
+        rows = store.shard(shard).scan(b"", None, 10_000)
+        versions = [v for v in (0, 1) if applied == crash_child.image_meta(v)]
+        if not versions:
+            assert acknowledged is None and rows == [], f"a mix: {applied}, {len(rows)} rows"
+            return
+        (version,) = versions
+        assert rows == crash_child.image_pairs(version), f"image {version} is not whole"
+        if acknowledged is not None:  # the acknowledged one, or the next (done, unreported)
+            assert f"v{version}" in (acknowledged, f"v{1 - int(acknowledged[1])}")
+        log = store.log(shard)
+        assert (log.first_index(), log.last_index()) == (applied.index + 1, applied.index)
+        assert store.staged_files() == []
+    finally:
+        store.close()
+    again = RocksDBStore(path)
+    try:
+        assert again._find_data_generations() == []  # the first open collected every orphan
+    finally:
+        again.close()
+
+
+def install_kill_cycles(tmp_path: Path, cycles: int, seed: int) -> None:
+    rng = random.Random(seed)
+    path = str(tmp_path / "node")
+    acknowledged: str | None = None
+    for _ in range(cycles):
+        lines = run_installs_and_kill(path, rng.randint(1, 40))
+        acks = [line for line in lines if line.startswith("v")]
+        acknowledged = acks[-1] if acks else acknowledged
+        check_install(path, acknowledged)
+
+
+def test_killed_snapshot_installs_leave_old_or_new_never_a_mix(tmp_path: Path) -> None:
+    """Kills during staging, ingestion or the switch leave one whole image and no debris."""
+    install_kill_cycles(tmp_path, 12, seed=3)
+
+
+@pytest.mark.slow
+def test_many_killed_snapshot_installs_leave_old_or_new_never_a_mix(tmp_path: Path) -> None:
+    """200 kills during snapshot installs: always one whole image, never debris."""
+    install_kill_cycles(tmp_path, 200, seed=4)

@@ -1,4 +1,4 @@
-"""A writer to be killed: `python -m quorumkv.storage.crash_child PATH`.
+"""A writer to be killed: `python -m quorumkv.storage.crash_child PATH [--installs]`.
 
 tests/storage/test_crash.py starts it, lets it acknowledge a few batches and SIGKILLs it at an
 arbitrary moment, reopens the database and checks that every acknowledged batch is there,
@@ -10,6 +10,11 @@ acknowledgement. It continues from whatever the database holds, so kill cycles c
 
 Everything it writes is a pure function of the index (`expected_*`), so the parent can check
 contents without a record of what was written.
+
+With `--installs` it instead installs snapshot images of shard INSTALL_SHARD in a loop,
+alternating two versions (`image_pairs`, `image_meta`), and prints a progress line after each
+chunk staged (`c`), after `finish` (`f`) and after the install batch is written (`v0`/`v1`), so
+the parent's kill lands anywhere: staging, ingestion, the switch, or between installs.
 """
 
 from __future__ import annotations
@@ -64,6 +69,54 @@ def write_index(store: RocksDBStore, index: int) -> None:
     store.write(batch, sync=True)
 
 
+INSTALL_SHARD = 3
+INSTALL_CHUNK_BYTES = 16 * 1024
+
+
+def image_pairs(version: int) -> list[tuple[bytes, bytes]]:
+    """Version 0 has 3,000 keys, version 1 has 2,000 others and shared ones changed."""
+    numbers = range(3000) if version == 0 else range(1000, 3000)
+    return [(b"image-%05d" % number, b"v%d-%d|" % (version, number) * 6) for number in numbers]
+
+
+def image_meta(version: int) -> SnapshotMeta:
+    return SnapshotMeta(100 * (version + 1), version + 2, CONF)
+
+
+def install_loop(path: str) -> None:
+    from quorumkv.storage.memory import MemoryStore
+
+    sources = []
+    for version in (0, 1):
+        source = MemoryStore()
+        batch = source.batch()
+        for key, value in image_pairs(version):
+            batch.put(INSTALL_SHARD, key, value)
+        batch.set_applied(INSTALL_SHARD, image_meta(version))
+        source.write(batch, sync=True)
+        sources.append(source)
+    store = RocksDBStore(path)
+    version = 1 if store.shard(INSTALL_SHARD).applied() == image_meta(0) else 0
+    while True:
+        reader = sources[version].open_snapshot(INSTALL_SHARD)
+        writer = store.snapshot_writer(INSTALL_SHARD, reader.meta)
+        while chunk := reader.read_chunk(INSTALL_CHUNK_BYTES):
+            writer.write_chunk(chunk)
+            progress("c")
+        image = writer.finish()
+        progress("f")
+        batch = store.batch()
+        batch.install_snapshot(INSTALL_SHARD, image)
+        store.write(batch, sync=True)
+        progress(f"v{version}")
+        version = 1 - version
+
+
+def progress(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(path: str) -> None:
     store = RocksDBStore(path)
     index = store.log(SHARDS[0]).last_index()
@@ -76,4 +129,7 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[2:] == ["--installs"]:
+        install_loop(sys.argv[1])
+    else:
+        main(sys.argv[1])

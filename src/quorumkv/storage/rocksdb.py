@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,16 +47,19 @@ from quorumkv.storage import encoding, key_layout, rocksdb_errors, rocksdb_optio
 from quorumkv.storage.batch import OperationBatch
 from quorumkv.storage.log_terms import LogTerms
 from quorumkv.storage.protocols import WriteBatch
+from quorumkv.storage.rocksdb_cursor import Cursor
 from quorumkv.storage.rocksdb_snapshot import (
     STAGING_DIRECTORY,
     RocksDBSnapshotWriter,
     RocksDBStagedSnapshot,
     clear_staging,
+    remove_files,
 )
 from quorumkv.storage.snapshot_stream import ChunkedSnapshotReader
 
 EMPTY_APPLIED = SnapshotMeta(0, 0, ConfState())
 CREATING_SUFFIX = ".creating"
+INGEST_LINK_SUFFIX = ".ingest"
 
 
 class _ShardCache:
@@ -244,12 +248,17 @@ class _WritePlan:
         self.caches[shard_id] = _ShardCache(shard_id)
         self.alive[shard_id] = False
 
+    def release(self) -> None:
+        """Drop the column family handles: they hold the database open (rocksdb_cursor.py)."""
+        self.raft = self.data = self.meta = None
+
     def commit(self) -> None:
         """The batch is written: its caches become the store's."""
         for shard_id, cache in self.caches.items():
             self.store.replace_cache(shard_id, cache if self.alive[shard_id] else None)
         for image in self.images:
-            image.installed, image.paths = True, []
+            image.installed = True
+            image.discard()
 
 
 _TRANSLATIONS: dict[type, Any] = {
@@ -292,6 +301,7 @@ class RocksDBStore:
         self._caches: dict[int, _ShardCache] = {}
         self._generations_allocated: dict[int, int] = {}
         self._disk_full = False
+        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
         self._open(read_only=False)
         if verify_data:
             self.verify()
@@ -369,30 +379,30 @@ class RocksDBStore:
     def _load_raft_records(self) -> dict[int, _ShardCache]:
         """Read and verify every record of `raft`: the caches of every shard."""
         loader = _RaftLoader(self.path)
-        iterator = self._families["raft"].iter(rocksdict.ReadOptions())
-        iterator.seek_to_first()
-        while iterator.valid():
-            loader.add(iterator.key(), iterator.value())
-            iterator.next()
-        iterator.status()
+        with self._cursor("raft") as cursor:
+            cursor.seek_to_first()
+            while cursor.valid():
+                loader.add(cursor.key(), cursor.value())
+                cursor.next()
+            cursor.check()
         return loader.finish()
 
     def _find_data_generations(self) -> list[tuple[int, int]]:
         """Register shards holding data; the (shard, generation) pairs no record points to."""
         orphans = []
-        iterator = self._families["data"].iter(rocksdict.ReadOptions())
-        iterator.seek_to_first()
-        while iterator.valid():
-            shard_id, generation = key_layout.parse_data_prefix(iterator.key())
-            cache = self._caches.get(shard_id)
-            if generation == (cache.generation if cache is not None else 0):
-                self._caches.setdefault(shard_id, _ShardCache(shard_id))
-            else:
-                orphans.append((shard_id, generation))
-            self._generations_allocated[shard_id] = max(
-                generation, self._generations_allocated.get(shard_id, 0))
-            iterator.seek(key_layout.data_prefix(shard_id, generation + 1))
-        iterator.status()
+        with self._cursor("data") as cursor:
+            cursor.seek_to_first()
+            while cursor.valid():
+                shard_id, generation = key_layout.parse_data_prefix(cursor.key())
+                cache = self._caches.get(shard_id)
+                if generation == (cache.generation if cache is not None else 0):
+                    self._caches.setdefault(shard_id, _ShardCache(shard_id))
+                else:
+                    orphans.append((shard_id, generation))
+                self._generations_allocated[shard_id] = max(
+                    generation, self._generations_allocated.get(shard_id, 0))
+                cursor.seek(key_layout.data_prefix(shard_id, generation + 1))
+            cursor.check()
         return orphans
 
     def _collect_orphans(self, orphans: list[tuple[int, int]]) -> None:
@@ -421,13 +431,16 @@ class RocksDBStore:
         if self._disk_full:
             self._resume_after_disk_full()
         plan = _WritePlan(self)
-        for operation in ops.operations_of(batch):
-            plan.add(operation)
-        for image in plan.images:
-            invariant(all(os.path.exists(path) for path in image.paths),
-                      f"shard {image.shard_id}: staged files of the image are missing")
-        self._ingest(plan.images)
-        self._write_raw(plan.batch, sync, "writing a batch")
+        try:
+            for operation in ops.operations_of(batch):
+                plan.add(operation)
+            for image in plan.images:
+                invariant(all(os.path.exists(path) for path in image.paths),
+                          f"shard {image.shard_id}: staged files of the image are missing")
+            self._ingest(plan.images)
+            self._write_raw(plan.batch, sync, "writing a batch")
+        finally:
+            plan.release()
         plan.commit()
 
     def put_meta(self, name: str, value: bytes) -> None:
@@ -438,15 +451,26 @@ class RocksDBStore:
 
     def _ingest(self, images: list[RocksDBStagedSnapshot]) -> None:
         """Ingest staged images under their fresh generations: invisible until the batch that
-        points the shard at that generation is written."""
+        points the shard at that generation is written.
+
+        RocksDB moves the files it ingests; it is handed hard links, so the staged files stay
+        until the batch is written and a batch retried after errors.DiskFull ingests again
+        (the same pairs under the same generation: harmless if the first ingestion stuck).
+        """
         options = rocksdict.IngestExternalFileOptions()
         options.set_move_files(True)
         for image in images:
-            if image.paths:
-                try:
-                    self._families["data"].ingest_external_file(image.paths, options)
-                except Exception as error:
-                    raise self._failure(error, "ingesting a snapshot") from error
+            if not image.paths:
+                continue
+            links = [path + INGEST_LINK_SUFFIX for path in image.paths]
+            try:
+                for path, link in zip(image.paths, links, strict=True):
+                    os.link(path, link)
+                self._families["data"].ingest_external_file(links, options)
+            except Exception as error:
+                raise self._failure(error, "ingesting a snapshot") from error
+            finally:
+                remove_files(links)
 
     def _write_raw(self, batch: Any, sync: bool, doing: str) -> None:
         try:
@@ -519,20 +543,17 @@ class RocksDBStore:
     def read_entries(self, shard_id: int, low: int, high: int, bytes_max: int) -> list[Entry]:
         """Entries [low, high) of a shard (bounds already checked), verified, bytes-bounded."""
         self._check_open()
-        iterator = self._families["raft"].iter(rocksdict.ReadOptions())
-        end = key_layout.entry_key(shard_id, high)
+        start, end = key_layout.entry_key(shard_id, low), key_layout.entry_key(shard_id, high)
         found: list[Entry] = []
         size = 0
         try:
-            iterator.seek(key_layout.entry_key(shard_id, low))
-            while iterator.valid() and iterator.key() < end:
-                entry = self._decode_entry(shard_id, low + len(found), iterator.value())
-                size += entry.size_bytes()
-                if found and size > bytes_max:
-                    return found
-                found.append(entry)
-                iterator.next()
-            iterator.status()
+            with self._cursor("raft") as cursor:
+                for _, record in cursor.pairs(start, end):
+                    entry = self._decode_entry(shard_id, low + len(found), record)
+                    size += entry.size_bytes()
+                    if found and size > bytes_max:
+                        return found
+                    found.append(entry)
         except StorageError:
             raise
         except Exception as error:
@@ -567,41 +588,35 @@ class RocksDBStore:
         rows: list[tuple[bytes, bytes]] = []
         if limit == 0:
             return rows
-        rows_iterator = self._data_pairs(shard_id, start, end, f"scanning shard {shard_id}")
-        for row in rows_iterator:
-            rows.append(row)
-            if len(rows) == limit:
-                break
+        cursor = self._cursor("data")
+        try:
+            for row in self._data_pairs(cursor, shard_id, start, end, "scanning"):
+                rows.append(row)
+                if len(rows) == limit:
+                    break
+        finally:
+            cursor.release()
         return rows
 
-    def _data_pairs(self, shard_id: int, start: bytes, end: bytes | None,
+    def _data_pairs(self, cursor: Cursor, shard_id: int, start: bytes, end: bytes | None,
                     doing: str) -> Iterator[tuple[bytes, bytes]]:
-        """The shard's live (key, value) pairs in [start, end). The RocksDB iterator is
-        created now, so the pairs are those of this instant however late they are read.
-
-        (rocksdict's iterate_upper_bound is not used: the bound's buffer is not kept alive
-        with the iterator, and we saw it ignored; bounds are compared here instead.)
-        """
+        """The shard's live (key, value) pairs in [start, end), as of the cursor's making;
+        RocksDB failures become typed errors."""
         generation = self.cache(shard_id).generation
         prefix = key_layout.data_prefix(shard_id, generation)
         limit = prefix + end if end is not None else key_layout.data_prefix(shard_id,
                                                                             generation + 1)
-        iterator = self._families["data"].iter(rocksdict.ReadOptions())
-        return self._pairs_until(iterator, prefix + start, limit, len(prefix), doing)
-
-    def _pairs_until(self, iterator: Any, start: bytes, limit: bytes, prefix_bytes: int,
-                     doing: str) -> Iterator[tuple[bytes, bytes]]:
         try:
-            iterator.seek(start)
-            while iterator.valid():
-                key = iterator.key()
-                if key >= limit:
-                    break
-                yield key[prefix_bytes:], iterator.value()
-                iterator.next()
-            iterator.status()
+            for key, value in cursor.pairs(prefix + start, limit):
+                yield key[len(prefix):], value
+        except StorageError:
+            raise
         except Exception as error:
-            raise self._failure(error, doing) from error
+            raise self._failure(error, f"{doing} shard {shard_id}") from error
+
+    def _cursor(self, family: str) -> Cursor:
+        self._check_open()
+        return Cursor(self._families[family], self.path, self._cursors)
 
     def _read(self, read: Any, doing: str) -> Any:
         try:
@@ -612,11 +627,13 @@ class RocksDBStore:
     # ---- snapshots -------------------------------------------------------------------------
 
     def open_snapshot(self, shard_id: int) -> ChunkedSnapshotReader:
-        """A consistent image of the shard's data and applied point, as of now."""
+        """A consistent image of the shard's data and applied point, as of now: the cursor
+        (a RocksDB iterator) is made here, and reads this instant's state to the end."""
         self._check_open()
         meta = self.cache(shard_id).applied
-        pairs = self._data_pairs(shard_id, b"", None, f"reading a snapshot of shard {shard_id}")
-        return ChunkedSnapshotReader(shard_id, meta, pairs)
+        cursor = self._cursor("data")
+        pairs = self._data_pairs(cursor, shard_id, b"", None, "reading a snapshot of")
+        return ChunkedSnapshotReader(shard_id, meta, pairs, on_close=cursor.release)
 
     def snapshot_writer(self, shard_id: int, meta: SnapshotMeta) -> RocksDBSnapshotWriter:
         """A writer staging an image of the shard under a fresh data generation."""
@@ -650,14 +667,13 @@ class RocksDBStore:
     def verify(self) -> None:
         """Read every record of every column family; raises errors.CorruptStorage."""
         self._check_open()
-        for name, family in self._families.items():
-            iterator = family.iter(rocksdict.ReadOptions())
+        for name in rocksdb_options.COLUMN_FAMILIES:
             try:
-                iterator.seek_to_first()
-                while iterator.valid():
-                    iterator.value()
-                    iterator.next()
-                iterator.status()
+                with self._cursor(name) as cursor:
+                    for _ in cursor.pairs(b"", b"\xff" * 16):
+                        pass
+            except StorageError:
+                raise
             except Exception as error:
                 raise self._failure(error, f"verifying column family {name}") from error
         self._load_raft_records()
@@ -668,6 +684,8 @@ class RocksDBStore:
     def _close_quietly(self) -> None:
         """Close the database; a close failing on an earlier write error is not news."""
         if self._db is not None:
+            for cursor in list(self._cursors):
+                cursor.release()
             self._families, self._handles = {}, {}
             with contextlib.suppress(Exception):
                 self._db.close()
