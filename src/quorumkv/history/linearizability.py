@@ -54,7 +54,14 @@ __all__ = [
 
 
 class Model(Protocol):
-    """A sequential specification the search can linearize operations against."""
+    """A sequential specification the search can linearize operations against.
+
+    `prepare` freezes an operation's values and validates them, or returns None for one that
+    can be left out; `bounded` may give info operations deadlines (their `ret`) or drop them;
+    `step` says whether an operation may take effect in a state and the state after it;
+    `justifies` and `justifiers` tell whether, and which, operations observe the effect of an
+    info operation (see _Rules.moved); `explain` words why an operation cannot take effect.
+    """
 
     name: str
 
@@ -62,11 +69,9 @@ class Model(Protocol):
 
     def prepare(self, operation: Operation) -> Operation | None: ...
 
-    def step(self, state: Hashable, operation: Operation) -> tuple[bool, Hashable]: ...
-
-    def explain(self, state: Hashable, operation: Operation) -> str: ...
-
     def bounded(self, operations: list[Operation]) -> list[Operation]: ...
+
+    def step(self, state: Hashable, operation: Operation) -> tuple[bool, Hashable]: ...
 
     def justifies(
         self, prior: Hashable, state: Hashable, operation: Operation, after: Hashable
@@ -75,6 +80,8 @@ class Model(Protocol):
     def justifiers(
         self, operations: Sequence[Operation]
     ) -> Callable[[Hashable, Hashable], Iterable[int]]: ...
+
+    def explain(self, state: Hashable, operation: Operation) -> str: ...
 
 
 def check_register_history(
@@ -86,11 +93,10 @@ def check_register_history(
     search bound stopped any key, an unknown verdict; else a valid one. Raises MalformedHistory
     for a history that breaks its format (see History.operations and RegisterModel.prepare).
     """
-    verdicts = check_register_keys(history, steps_max)
-    operations = sum(len(group) for group in by_key(history.operations()).values())
+    operations = history.operations()
+    verdicts = _register_verdicts(operations, steps_max)
     return combined(
-        verdicts.values(),
-        f"linearizable: {len(verdicts)} keys, {operations} operations",
+        verdicts.values(), f"linearizable: {len(verdicts)} keys, {len(operations)} operations"
     )
 
 
@@ -98,7 +104,13 @@ def check_register_keys(
     history: History, steps_max: int = limits.linearizability_search_steps_max
 ) -> dict[str | None, Verdict]:
     """One register verdict per key of `history`, keys in order."""
-    groups = by_key(history.operations())
+    return _register_verdicts(history.operations(), steps_max)
+
+
+def _register_verdicts(
+    operations: Sequence[Operation], steps_max: int
+) -> dict[str | None, Verdict]:
+    groups = by_key(operations)
     model = RegisterModel()
     return {
         key: check_linearizable(groups[key], model, key, steps_max)
@@ -349,22 +361,12 @@ def _refutation(
         (index for index, operation in enumerate(operations) if operation.status == "ok"),
         key=lambda index: _event_order(operations, 2 * index + 1),
     )
-    low, high = 1, len(returns)
-    while low < high:
-        middle = (low + high) // 2
-        prefix = _prefix(operations, model, returns[middle - 1])
-        if _search(prefix, model, steps_max).valid is False:
-            high = middle
-        else:
-            low = middle + 1
-    prefix = _prefix(operations, model, returns[high - 1])
-    outcome = _search(prefix, model, steps_max)
+    count, (prefix, outcome) = _first_refuted_prefix(operations, model, steps_max, returns, refuted)
     if outcome.valid is not False:
         # Only the untested last prefix can get here (the search bound cut it short): it
         # differs from the whole history by info operations after every return at most.
-        prefix = list(operations)
-        outcome = refuted
-    culprit = original[operations[returns[high - 1]].index]
+        prefix, outcome = list(operations), refuted
+    culprit = original[operations[returns[count - 1]].index]
     blocked = original[prefix[outcome.blocked].index]
     which = "it" if blocked is culprit else blocked.describe()
     message = (
@@ -383,6 +385,40 @@ def _refutation(
             first=[culprit, blocked],
         ),
     )
+
+
+def _first_refuted_prefix(
+    operations: Sequence[Operation],
+    model: Model,
+    steps_max: int,
+    returns: Sequence[int],
+    refuted: _Outcome,
+) -> tuple[int, tuple[list[Operation], _Outcome]]:
+    """The least count of returns after which the history is refuted, with that prefix and
+    its search outcome (refuted, or undecided if it is the whole history).
+
+    The operation the whole search was blocked on is usually the one at fault: if the prefix
+    up to its return is refuted and the one before it linearizable, that is the answer at the
+    price of two searches. Otherwise a binary search over the returns finds it.
+    """
+
+    def searched(count: int) -> tuple[list[Operation], _Outcome]:
+        prefix = _prefix(operations, model, returns[count - 1])
+        return prefix, _search(prefix, model, steps_max)
+
+    if refuted.blocked in returns:
+        hint = returns.index(refuted.blocked) + 1
+        found = searched(hint)
+        if found[1].valid is False and (hint == 1 or searched(hint - 1)[1].valid is True):
+            return hint, found
+    low, high = 1, len(returns)
+    while low < high:
+        middle = (low + high) // 2
+        if searched(middle)[1].valid is False:
+            high = middle
+        else:
+            low = middle + 1
+    return high, searched(high)
 
 
 def _prefix(operations: Sequence[Operation], model: Model, last: int) -> list[Operation]:
