@@ -43,7 +43,7 @@ def test_type() -> None:
         ("TYPE k", SimpleString(b"none")),
         ("SET k v PX 5", OK),
         ("TYPE k", SimpleString(b"string")),
-        ("advance", 5),
+        ("advance", 6),
         ("TYPE k", SimpleString(b"none")),
     ])
 
@@ -127,6 +127,20 @@ def test_expire_family() -> None:
     ])
 
 
+def test_a_key_is_still_there_during_its_last_millisecond() -> None:
+    """As in Redis, a key expires once the time is past its expiry: at the expiry itself it
+    is visible with a PTTL of 0, and QKV.EXPIRE-DELETE does not list it yet."""
+    shard = run_script([
+        ("SET k v PX 10", OK),
+        ("advance", 10),
+        ("PTTL k", 0),
+        ("GET k", b"v"),
+    ])
+    assert state_machine.expired_keys(shard.store, shard.now_ms, 10) == []
+    run_script([("advance", 1), ("GET k", None), ("PTTL k", -2)], shard)
+    assert state_machine.expired_keys(shard.store, shard.now_ms, 10) == [(b"k", shard.now_ms - 1)]
+
+
 def test_ttl_rounds_to_nearest_second() -> None:
     """TTL rounds the remaining milliseconds to the nearest second, as (ms + 500) / 1000."""
     run_script([
@@ -207,7 +221,7 @@ def test_expired_keys_are_listed_and_deleted_by_the_leader_command() -> None:
         ("SET a v PX 100", OK),
         ("SET b v PX 50", OK),
         ("SET c v PX 500", OK),
-        ("advance", 100),
+        ("advance", 101),
         ("EXISTS a b c", 1),
         ("DBSIZE", 3),
     ])
@@ -224,13 +238,13 @@ def test_expired_keys_are_listed_and_deleted_by_the_leader_command() -> None:
 
 def test_expire_delete_spares_a_rewritten_key() -> None:
     """QKV.EXPIRE-DELETE leaves a key whose expiry changed or is not yet due at its time."""
-    shard = run_script([("SET a v PX 100", OK), ("advance", 100)])
+    shard = run_script([("SET a v PX 100", OK), ("advance", 101)])
     due = state_machine.expired_keys(shard.store, shard.now_ms, 10)
     shard("SET a w PX 1000")  # rewritten after the leader looked
     assert state_machine.apply(shard.store,
                                state_machine.expire_delete_command(due, shard.now_ms)) == 0
     assert shard("GET a") == b"w"
-    late = Command(b"QKV.EXPIRE-DELETE", (b"a", b"%d" % (shard.now_ms + 1000)), shard.now_ms)
+    late = Command(b"QKV.EXPIRE-DELETE", (b"a", b"%d" % (shard.now_ms + 999)), shard.now_ms)
     assert state_machine.apply(shard.store, late) == 0
     assert shard("GET a") == b"w"
     check_layout(shard.store)
@@ -249,7 +263,7 @@ def test_expire_delete_is_internal() -> None:
 
 def test_a_write_deletes_the_expired_key_it_touches() -> None:
     """A write that finds its key expired removes it and its index entry at once."""
-    shard = run_script([("SET a v PX 10", OK), ("advance", 10), ("DEL a", 0), ("DBSIZE", 0)])
+    shard = run_script([("SET a v PX 10", OK), ("advance", 11), ("DEL a", 0), ("DBSIZE", 0)])
     assert shard.store.items() == []
 
 
@@ -293,5 +307,5 @@ def test_read_refuses_write_commands() -> None:
 def test_apply_runs_read_commands_at_the_entry_time() -> None:
     """apply() also answers read-only commands (for reads sent through the log)."""
     shard = run_script([("SET k v PX 10", OK)])
-    assert state_machine.apply(shard.store, Command(b"GET", (b"k",), START_MS + 9)) == b"v"
-    assert state_machine.apply(shard.store, Command(b"GET", (b"k",), START_MS + 10)) is None
+    assert state_machine.apply(shard.store, Command(b"GET", (b"k",), START_MS + 10)) == b"v"
+    assert state_machine.apply(shard.store, Command(b"GET", (b"k",), START_MS + 11)) is None

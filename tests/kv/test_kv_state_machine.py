@@ -76,7 +76,7 @@ class StringModel(RuleBasedStateMachine):
 
     def live(self, key: bytes) -> tuple[bytes, int] | None:
         entry = self.model.get(key)
-        if entry is not None and entry[1] and entry[1] <= self.now:
+        if entry is not None and entry[1] and entry[1] < self.now:
             del self.model[key]
             return None
         return entry

@@ -303,7 +303,8 @@ _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 def split_inline_arguments(line: bytes) -> list[bytes] | None:
     """The words of an inline command line as Redis's sdssplitargs splits them, or None for
-    unbalanced quotes. Like the C code, the line ends at its first NUL byte."""
+    unbalanced quotes. Like the C code, the line ends at its first NUL byte (Redis itself
+    would not even see the newline after a NUL and wait for more input; we answer)."""
     line = line.split(b"\0", 1)[0]
     if not any(byte in line for byte in b"\"'\v\f"):
         return line.split()  # no quotes and no exotic blanks: plain whitespace splitting

@@ -4,11 +4,12 @@ Every expiry is stored as an absolute time in milliseconds. Relative times (EX, 
 PEXPIRE) are made absolute with the time of the command: the entry's `timestamp_ms`, stamped
 by the leader when it proposed it, so all replicas compute the same expiry.
 
-A key is expired once its expiry is at or before the command's time: from then on no command
+A key is expired once the command's time is past its expiry (as in Redis, a key is still
+there during the very millisecond it expires; its PTTL is then 0): from then on no command
 sees it. Physically it goes away when a write touches it (kv/keyspace.py) or when the leader
 proposes `QKV.EXPIRE-DELETE key expiry_ms [key expiry_ms ...]` for the due keys that
 `expired_keys` lists from the expiry index. That internal command deletes a key only if it
-still has exactly that expiry and the expiry is at or before the entry's timestamp, so a key
+still has exactly that expiry and the entry's timestamp is past it, so a key
 rewritten since the leader looked is left alone, and every replica decides the same way.
 """
 
@@ -25,6 +26,7 @@ from quorumkv.kv.reply import (
     ErrorReply,
     Reply,
     arity_error,
+    c_string,
     invalid_expire_time_error,
 )
 from quorumkv.kv.spec import Arguments, CommandDefinition, define
@@ -79,7 +81,7 @@ def _parse_expire(command_name: bytes, seconds: bool,
         for option in args[2:]:
             upper = option.upper()
             if upper not in flags:
-                return ErrorReply(b"ERR Unsupported option %b" % option)
+                return ErrorReply(b"ERR Unsupported option %b" % c_string(option))
             flags[upper] = True
         nx, xx, gt, lt = flags[b"NX"], flags[b"XX"], flags[b"GT"], flags[b"LT"]
         if nx and (xx or gt or lt):
@@ -145,8 +147,8 @@ def _persist(keyspace: Keyspace, args: Arguments) -> Reply:
 
 
 def expired_keys(store: KeyValueStore, now_ms: int, limit: int) -> list[tuple[bytes, int]]:
-    """Up to `limit` keys whose expiry is at or before `now_ms`, with that expiry, earliest
-    first: what the leader proposes to delete with QKV.EXPIRE-DELETE."""
+    """Up to `limit` keys that have expired at `now_ms` (expiry before it), with that expiry,
+    earliest first: what the leader proposes to delete with QKV.EXPIRE-DELETE."""
     rows = store.scan(layout.EXPIRY_START, layout.expiry_range_end(now_ms), limit)
     return [layout.parse_expiry_key(index_key) for index_key, _ in rows]
 
@@ -167,7 +169,7 @@ def _execute_expire_delete(keyspace: Keyspace, due: list[tuple[bytes, int]]) -> 
     deleted = 0
     for key, expiry_ms in due:
         record = keyspace.lookup_stored(key)
-        if record is not None and record.expiry_ms == expiry_ms <= keyspace.now_ms:
+        if record is not None and record.expiry_ms == expiry_ms < keyspace.now_ms:
             deleted += keyspace.remove(key)
     return deleted
 

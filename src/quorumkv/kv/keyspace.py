@@ -2,7 +2,8 @@
 
 Every command works through a `Keyspace` made for it with the time that decides expiry: the
 entry's `timestamp_ms` when applying a committed write, the reader's `now_ms` for a read. A key
-whose expiry is at or before that time is invisible to every command at once.
+whose expiry is before that time is invisible to every command at once (Redis's rule: during
+the millisecond it expires, a key is still there, with a PTTL of 0).
 
 Writes keep the three record families of kv/layout.py consistent: the data record, its entry
 in the expiry index, and its slot's key count. To know what to change, a write needs the key's
@@ -41,7 +42,7 @@ class Keyspace:
         stored_key = layout.data_key(key)
         raw = self.store.get(stored_key)
         record = None if raw is None else layout.decode_record(raw, stored_key)
-        if record is not None and record.expiry_ms and record.expiry_ms <= self.now_ms:
+        if record is not None and record.expiry_ms and record.expiry_ms < self.now_ms:
             if self.writable:
                 self._erase(stored_key, record)
             record = None
@@ -62,9 +63,10 @@ class Keyspace:
 
     def write(self, key: bytes, type_tag: int, payload: bytes, expiry_ms: int) -> None:
         """Store `payload` as `key`'s value with absolute expiry `expiry_ms` (0: none). An
-        expiry already due at this command's time removes the key instead, as Redis does."""
+        expiry already past at this command's time removes the key instead (it could never
+        be seen)."""
         stored_key, previous = self._known_record(key)
-        if expiry_ms and expiry_ms <= self.now_ms:
+        if expiry_ms and expiry_ms < self.now_ms:
             self.remove(key)
             return
         self.store.put(stored_key, layout.encode_record(type_tag, expiry_ms, payload))

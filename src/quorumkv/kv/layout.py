@@ -139,7 +139,7 @@ def record_header(raw: bytes) -> tuple[int, int]:
 def is_live(raw: bytes, now_ms: int) -> bool:
     """Whether the stored record `raw` has not expired at `now_ms`."""
     expiry_ms: int = _RECORD_HEADER.unpack_from(raw)[2]
-    return expiry_ms == 0 or expiry_ms > now_ms
+    return expiry_ms == 0 or expiry_ms >= now_ms
 
 
 # ---- the expiry index -----------------------------------------------------------------------
@@ -151,8 +151,8 @@ def expiry_key(expiry_ms: int, stored_data_key: bytes) -> bytes:
 
 
 def expiry_range_end(now_ms: int) -> bytes:
-    """The end (exclusive) of the index entries due at `now_ms` (expiry_ms <= now_ms)."""
-    return EXPIRY_PREFIX + (now_ms + 1).to_bytes(8, "big")
+    """The end (exclusive) of the index entries expired at `now_ms` (expiry_ms < now_ms)."""
+    return EXPIRY_PREFIX + now_ms.to_bytes(8, "big")
 
 
 def parse_expiry_key(index_key: bytes) -> tuple[bytes, int]:

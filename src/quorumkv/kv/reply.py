@@ -105,15 +105,21 @@ def arity_error(command_name: bytes) -> ErrorReply:
     return ErrorReply(b"ERR wrong number of arguments for '%b' command" % command_name.lower())
 
 
+def c_string(text: bytes) -> bytes:
+    """`text` as C's printf %s shows it: up to its first NUL byte."""
+    return text.split(b"\0", 1)[0]
+
+
 def unknown_command_error(name: bytes, args: tuple[bytes, ...]) -> ErrorReply:
-    """Redis's reply to an unknown command, quoting the name and the first arguments as typed."""
+    """Redis's reply to an unknown command, quoting the name and the first arguments as typed
+    (as printf %s does, each up to its first NUL byte)."""
     quoted = b""
     for argument in args:
         if len(quoted) >= 128:
             break
-        quoted += b"'%b' " % argument[: 128 - len(quoted)]
+        quoted += b"'%b' " % c_string(argument)[: 128 - len(quoted)]
     return ErrorReply(
-        b"ERR unknown command '%b', with args beginning with: %b" % (name[:128], quoted)
+        b"ERR unknown command '%b', with args beginning with: %b" % (c_string(name)[:128], quoted)
     )
 
 

@@ -144,7 +144,7 @@ def _scan(keyspace: Keyspace, request: ScanRequest) -> Reply:
     keys: list[Reply] = []
     for stored_key, raw in rows:
         type_tag, expiry_ms = layout.record_header(raw)
-        if expiry_ms and expiry_ms <= keyspace.now_ms:
+        if expiry_ms and expiry_ms < keyspace.now_ms:
             continue
         if wanted_type is not None and type_tag != wanted_type:
             continue

@@ -228,8 +228,10 @@ def _getex(keyspace: Keyspace, request: tuple[bytes, StringOptions]) -> Reply:
     expiry_ms = _expiry_at(options, keyspace.now_ms, b"getex")
     if isinstance(expiry_ms, ErrorReply):
         return expiry_ms
-    if options.expiry_option:
-        keyspace.write(key, STRING, record.payload, expiry_ms)  # a past EXAT/PXAT deletes
+    if options.expiry_option and expiry_ms <= keyspace.now_ms:
+        keyspace.remove(key)  # EXAT/PXAT not in the future: Redis deletes the key
+    elif options.expiry_option:
+        keyspace.write(key, STRING, record.payload, expiry_ms)
     elif options.persist and record.expiry_ms:
         keyspace.write(key, STRING, record.payload, 0)
     return record.payload
