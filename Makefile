@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SEEDS ?= 0:10000
 
-.PHONY: run test verify bench lint clean system-deps
+.PHONY: run demo test verify bench lint clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; \
 	  else echo "redis-tools missing: run 'sudo apt-get install redis-tools'"; exit 1; fi; }
 
+# A local 3-node cluster of real processes (data under ./data); Ctrl-C stops it cleanly.
 run: $(STAMP)
+	$(VENV)/bin/quorumkv up --nodes 3
+
+# The deterministic simulator's demo.
+demo: $(STAMP)
 	$(PY) -m quorumkv.sim.demo
 
 test: $(STAMP) system-deps
@@ -32,9 +37,10 @@ verify: $(STAMP)
 	$(PY) -m quorumkv.sim --seeds $(SEEDS)
 	$(PY) -m pytest -m slow -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(PY) bench/raft_core.py
 	$(PY) bench/storage.py
+	$(PY) bench/server.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

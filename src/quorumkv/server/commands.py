@@ -94,10 +94,8 @@ def execute(connection: ClientConnection, argv: list[bytes], slot: ReplySlot) ->
     if kv_commands.command_spec(name) is None:
         connection.fill(slot, unknown_command_error(argv[0], args))
         return
-    invalid = kv_commands.validate(name, args)
-    if invalid is not None:
-        connection.fill(slot, invalid)
-        return
+    # The dispatcher validates arguments (kv_commands.validate) before anything leaves this
+    # node; on the leader the host validates them as it submits.
     connection.server.node.dispatcher.submit(shard_of(name, args), name, args,
                                              lambda reply: connection.fill(slot, reply))
 

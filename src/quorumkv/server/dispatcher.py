@@ -96,8 +96,11 @@ class Dispatcher:
     def __init__(self, node_id: int, host: HostLike, sender: SenderLike,
                  now_ms: Callable[[], float], is_write: Callable[[bytes], bool],
                  election_timeout_ms: float,
-                 request_timeout_ms: float = limits.request_timeout_ms) -> None:
+                 request_timeout_ms: float = limits.request_timeout_ms,
+                 validate: Callable[[bytes, tuple[bytes, ...]], Reply] = lambda n, a: None
+                 ) -> None:
         self.node_id = node_id
+        self.validate = validate
         self.host = host
         self.sender = sender
         self.now_ms = now_ms
@@ -117,7 +120,15 @@ class Dispatcher:
 
     def submit(self, shard_id: int, name: bytes, args: tuple[bytes, ...],
                reply_to: ReplyTo) -> None:
-        """Run a data command wherever its shard's leader is; `reply_to` is called once."""
+        """Run a data command wherever its shard's leader is; `reply_to` is called once.
+
+        Arguments are checked here unless this node leads the shard (its host checks them as
+        it submits): a bad command is refused definitely, without a round trip."""
+        if not self.host.is_leader(shard_id):
+            invalid = self.validate(name, args)
+            if invalid is not None:
+                reply_to(invalid)
+                return
         number = self._next_number
         self._next_number += 1
         request = Request(number, shard_id, name, args, self.is_write(name), reply_to,

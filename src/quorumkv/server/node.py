@@ -139,7 +139,7 @@ class ServerNode:
         self.host.start()
         self.dispatcher = Dispatcher(
             node_id, self.host, self.transport, now_ms=lambda: self._loop().time() * 1000,
-            is_write=kv_commands.is_write,
+            is_write=kv_commands.is_write, validate=kv_commands.validate,
             election_timeout_ms=config.election_timeout_ticks * config.tick_ms,
             request_timeout_ms=config.request_timeout_ms)
         self.clients = ClientServer(self)
@@ -193,6 +193,10 @@ class ServerNode:
             if not self.host.process():
                 return
             self.cycles += 1
+            # What one cycle produced leaves now, not after the next cycle's fsync: its
+            # appends and acknowledgements (peers) and its replies (clients).
+            self.transport.flush()
+            self.clients.flush()
         self.schedule()  # more work: let the loop read sockets first, then come back
 
     def _tick(self) -> None:
