@@ -27,9 +27,10 @@ own budget of `steps_max` search steps; exhausting it answers `unknown`, never a
 
 When a key is not linearizable, the verdict names the operation at fault. Cutting a history
 just after some return, and turning operations still running at the cut into `info`, keeps a
-linearizable history linearizable; so a binary search over returns finds the first return after
-which no linearization exists. That operation, the longest partial linearization the search
-reached, and the operations running beside it form the counterexample.
+linearizable history linearizable; so the first return after which no linearization exists is
+well defined, and found by checking the operation the search was blocked on (usually right) or
+else by a binary search over returns. That operation, the end of the longest linearization the
+search reached, and the operations that could have explained it form the counterexample.
 """
 
 from __future__ import annotations
