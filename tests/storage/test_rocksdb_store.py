@@ -12,13 +12,14 @@ from quorumkv.raft.types import ConfState, SnapshotMeta
 from quorumkv.storage import key_layout
 from quorumkv.storage.open import open_node_store
 from quorumkv.storage.rocksdb import RocksDBStore
+from quorumkv.storage.rocksdb_cursor import PAIRS_PER_READ
 
 
 def filled(path: Path, keys: int = 50) -> RocksDBStore:
     store = open_node_store(str(path))
     batch = store.batch()
     for number in range(keys):
-        batch.put(1, b"k%03d" % number, b"v")
+        batch.put(1, b"k%05d" % number, b"v")
     batch.set_applied(1, SnapshotMeta(3, 1, ConfState(voters=(1,))))
     store.write(batch, sync=True)
     return store
@@ -27,7 +28,7 @@ def filled(path: Path, keys: int = 50) -> RocksDBStore:
 def test_a_reader_left_open_does_not_block_reopening(tmp_path: Path) -> None:
     """Closing takes back every cursor: the directory reopens at once, and the abandoned
     reader fails loudly instead of ending its image early."""
-    store = filled(tmp_path / "node")
+    store = filled(tmp_path / "node", keys=3 * PAIRS_PER_READ)
     reader = store.open_snapshot(1)
     reader.read_chunk(64)
     reader.read_chunk(64)
@@ -36,7 +37,7 @@ def test_a_reader_left_open_does_not_block_reopening(tmp_path: Path) -> None:
     with pytest.raises(StorageUnavailable, match="read again"):
         while reader.read_chunk(64):
             pass
-    assert len(reopened.shard(1).scan(b"", None, 100)) == 50
+    assert len(reopened.shard(1).scan(b"", None, 10_000)) == 3 * PAIRS_PER_READ
     reopened.close()
 
 
@@ -72,6 +73,6 @@ def test_shard_data_lives_under_its_fixed_width_prefix(tmp_path: Path) -> None:
     cache = rocksdb_options.new_cache()
     raw = rocksdict.Rdict(store.path, options=rocksdb_options.database_options(False, cache),
                           column_families=rocksdb_options.all_column_families(cache))
-    assert list(raw.get_column_family("data").keys()) == [key_layout.data_key(1, 0, b"k000")]
-    assert key_layout.data_key(1, 0, b"k000") == b"\x00\x00\x00\x01\x00\x00\x00\x00k000"
+    assert list(raw.get_column_family("data").keys()) == [key_layout.data_key(1, 0, b"k00000")]
+    assert key_layout.data_key(1, 0, b"k00000") == b"\x00\x00\x00\x01\x00\x00\x00\x00k00000"
     raw.close()

@@ -607,8 +607,7 @@ class RocksDBStore:
         limit = prefix + end if end is not None else key_layout.data_prefix(shard_id,
                                                                             generation + 1)
         try:
-            for key, value in cursor.pairs(prefix + start, limit):
-                yield key[len(prefix):], value
+            yield from cursor.pairs(prefix + start, limit, strip=len(prefix))
         except StorageError:
             raise
         except Exception as error:

@@ -25,6 +25,9 @@ import rocksdict
 
 from quorumkv.errors import StorageUnavailable
 
+PAIRS_PER_READ = 1024
+"""Pairs `Cursor.pairs` reads from the iterator in one go (bounds a paused read's buffer)."""
+
 
 class Cursor:
     """One RocksDB iterator over one column family; it reads the state of when it was made."""
@@ -67,16 +70,30 @@ class Cursor:
         rather than at the end: an invalid iterator alone does not say which."""
         self._live().status()
 
-    def pairs(self, start: bytes, limit: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs with start <= key < limit, then the status check."""
+    def pairs(self, start: bytes, limit: bytes, strip: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        """(key[strip:], value) for start <= key < limit, then the status check."""
         self.seek(start)
-        while self.valid():
-            key = self.key()
+        while True:
+            rows, finished = self._read_rows(limit, strip)
+            yield from rows
+            if finished:
+                return
+
+    def _read_rows(self, limit: bytes, strip: int) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Up to PAIRS_PER_READ rows, and whether the range is exhausted. The raw iterator is
+        a local of this call only, so a paused `pairs` holds no reference of its own."""
+        iterator = self._live()
+        rows: list[tuple[bytes, bytes]] = []
+        while len(rows) < PAIRS_PER_READ:
+            if not iterator.valid():
+                iterator.status()
+                return rows, True
+            key = iterator.key()
             if key >= limit:
-                break
-            yield key, self.value()
-            self.next()
-        self.check()
+                return rows, True
+            rows.append((key[strip:], iterator.value()))
+            iterator.next()
+        return rows, False
 
     def _live(self) -> Any:
         if self._iterator is None:
