@@ -18,6 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import quorumkv
+from quorumkv.host.shard_view import ReadView
+from quorumkv.kv.keys import key_count
+from quorumkv.server.membership import DATA_SHARD
 
 if TYPE_CHECKING:
     from quorumkv.server.node import ServerNode
@@ -111,7 +114,11 @@ def _replication(node: ServerNode, clients: ClientServer) -> list[str]:
 
 
 def _keyspace(node: ServerNode, clients: ClientServer) -> list[str]:
-    return []
+    """Keys as this node has applied them (not a linearizable read; DBSIZE is one)."""
+    if DATA_SHARD not in node.host.shard_ids():
+        return []
+    keys = key_count(ReadView(node.host.store.shard(DATA_SHARD)))
+    return [f"db0:keys={keys}"] if keys else []
 
 
 def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:

@@ -261,7 +261,7 @@ class ServerNode:
         if self.exit_code == 0:
             await self._hand_over_leadership()
             await self._wait(lambda: self.dispatcher.in_flight() == 0,
-                             limits.shutdown_transfer_timeout_ms)
+                             self.config.shutdown_transfer_timeout_ms)
         self.dispatcher.fail_all("the node is shutting down")
         self.host.fail_pending(errors.OutcomeUnknown(0, "the node is shutting down"))
         self.clients.flush()

@@ -108,6 +108,7 @@ class _Outbound:
         self.dropped = 0
         self.handle: asyncio.TimerHandle | None = None
         self.last_error = ""
+        self.ever_connected = False
 
     def enqueue(self, body: bytes) -> bool:
         if self.state is _State.CLOSED or len(self.queue) >= limits.peer_send_queue_frames_max:
@@ -138,9 +139,9 @@ class _Outbound:
         if self.state is _State.CLOSED:
             protocol.close()
             return
-        if self.last_error:
-            log.info("node %d: %s connection to node %d restored", self.owner.node_id,
-                     self.channel, self.node_id)
+        log.info("node %d: %s connection to node %d %s", self.owner.node_id, self.channel,
+                 self.node_id, "restored" if self.ever_connected else "established")
+        self.ever_connected = True
         self.state = _State.READY
         self.protocol = protocol
         self.backoff_ms = limits.peer_reconnect_backoff_ms_min
@@ -150,8 +151,9 @@ class _Outbound:
         if self.channel == "raft":
             self.owner.on_peer_up(self.node_id)
 
-    def failed(self, reason: str) -> None:
-        """The dial, the handshake or the connection failed: drop the queue, redial later."""
+    def failed(self, reason: str, misconfigured: bool = False) -> None:
+        """The dial, the handshake or the connection failed: drop the queue, redial later.
+        A refusal or a bad frame (`misconfigured`) is always worth a warning."""
         was_ready = self.state is _State.READY
         self.protocol = None
         self.dropped += len(self.queue)
@@ -159,8 +161,10 @@ class _Outbound:
         if self.state is _State.CLOSED:
             return
         if reason != self.last_error:
-            log.warning("node %d: %s connection to node %d: %s", self.owner.node_id,
-                        self.channel, self.node_id, reason)
+            # Before the first handshake a peer that is not up yet is normal (cluster start).
+            level = logging.WARNING if self.ever_connected or misconfigured else logging.INFO
+            log.log(level, "node %d: %s connection to node %d: %s", self.owner.node_id,
+                    self.channel, self.node_id, reason)
             self.last_error = reason
         self.state = _State.BACKOFF
         delay = self.backoff_ms
@@ -229,7 +233,7 @@ class _PeerProtocol(asyncio.Protocol):
         if self.outbound is not None and self.outbound.protocol in (self, None):
             reason = self.closing_reason or (f"connection lost: {exc}" if exc
                                              else "connection closed by the peer")
-            self.outbound.failed(reason)
+            self.outbound.failed(reason, misconfigured=bool(self.closing_reason))
 
     def pause_writing(self) -> None:
         self.paused = True
