@@ -52,6 +52,13 @@ class Disks:
         store.close()
         return self._open_rocksdb(node_id)
 
+    def fail_writes(self, store: NodeStore, count: int) -> bool:
+        """Make the store's next `count` writes fail with DiskFull; False if it cannot."""
+        if not isinstance(store, FaultyDiskStore):
+            return False
+        store.fail_writes_next(count)
+        return True
+
     def _open_rocksdb(self, node_id: int) -> NodeStore:
         from quorumkv.storage.rocksdb import RocksDBStore  # only when asked: it opens files
 

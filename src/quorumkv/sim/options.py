@@ -58,6 +58,7 @@ class SimOptions:
     torn_write_rate: float = 0.0
     membership_interval_us: int = 0
     transfer_interval_us: int = 0
+    disk_full_interval_us: int = 0  # a node's next 1-5 writes fail with DiskFull
     # workload
     clients: int = 3
     keys: int = 3
@@ -96,6 +97,8 @@ class SimOptions:
             kinds.append("membership")
         if self.transfer_interval_us:
             kinds.append("transfer")
+        if self.disk_full_interval_us:
+            kinds.append("disk-full")
         if self.clock_jitter_us or self.clock_offset_max_us:
             kinds.append("clock")
         return kinds
@@ -131,13 +134,15 @@ def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOpti
         reorder=rng.random() < 0.4,
         loss_rate=_maybe(rng, 0.4, lambda: rng.uniform(0.01, 0.25)),
         duplicate_rate=_maybe(rng, 0.3, lambda: rng.uniform(0.01, 0.15)),
-        partition_interval_us=_maybe(rng, 0.5, lambda: rng.randint(30, 150) * tick_us),
+        partition_interval_us=_maybe(rng, 0.5, lambda: _interval_ticks(rng) * tick_us),
         partition_duration_max_us=rng.randint(10, 80) * tick_us,
-        crash_interval_us=_maybe(rng, 0.5, lambda: rng.randint(30, 200) * tick_us),
-        downtime_max_us=rng.randint(5, 60) * tick_us,
+        crash_interval_us=_maybe(rng, 0.5, lambda: _interval_ticks(rng) * tick_us),
+        downtime_max_us=rng.randint(2, 60) * tick_us,
         torn_write_rate=_maybe(rng, 0.5, lambda: rng.uniform(0.1, 0.9)),
         membership_interval_us=_maybe(rng, 0.35, lambda: rng.randint(40, 150) * tick_us),
         transfer_interval_us=_maybe(rng, 0.3, lambda: rng.randint(30, 150) * tick_us),
+        disk_full_interval_us=_maybe(
+            rng, 0.25 if disk == "memory" else 0.0, lambda: rng.randint(20, 100) * tick_us),
         clients=rng.randint(2, 5),
         keys=rng.randint(1, 4),
         read_weight=rng.randint(1, 4),
@@ -146,6 +151,12 @@ def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOpti
         think_max_us=rng.choice((2_000, 10_000, 40_000)),
         operation_timeout_ticks=rng.choice((30, 60, 120)),
     )
+
+
+def _interval_ticks(rng: random.Random) -> int:
+    """A mean interval between faults of one kind: intense (every 8-40 ticks, a storm of
+    crashes or partitions) in a third of the runs, moderate (40-200 ticks) otherwise."""
+    return rng.randint(8, 40) if rng.random() < 0.33 else rng.randint(40, 200)
 
 
 Number = TypeVar("Number", int, float)

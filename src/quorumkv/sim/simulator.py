@@ -34,6 +34,7 @@ from functools import partial
 
 from quorumkv import limits
 from quorumkv.codec.peer import PeerMessage
+from quorumkv.errors import DiskFull
 from quorumkv.host.host import BOOTSTRAP_INDEX, Host, HostConfig
 from quorumkv.invariant import invariant
 from quorumkv.raft.confchange import ConfChange
@@ -211,7 +212,8 @@ class Simulation:
         for kind, interval in (("partition", options.partition_interval_us),
                                ("crash", options.crash_interval_us),
                                ("membership", options.membership_interval_us),
-                               ("transfer", options.transfer_interval_us)):
+                               ("transfer", options.transfer_interval_us),
+                               ("disk-full", options.disk_full_interval_us)):
             if interval:
                 self._schedule_fault(kind, interval)
 
@@ -395,6 +397,9 @@ class Simulation:
         elif kind == "transfer":
             self._fault_transfer()
             self._schedule_fault(kind, options.transfer_interval_us)
+        elif kind == "disk-full":
+            self._fault_disk_full()
+            self._schedule_fault(kind, options.disk_full_interval_us)
 
     def _fault_partition(self) -> None:
         partition = faults.choose_partition(self._fault_rng, sorted(self.nodes))
@@ -442,6 +447,16 @@ class Simulation:
         self._count_fault("restart", f"node {node.node_id}")
         self._boot(node, self._new_host(node))
 
+    def _fault_disk_full(self) -> None:
+        up = self._up()
+        if not up:
+            return
+        node = self.nodes[self._fault_rng.choice(up)]
+        writes = self._fault_rng.randint(1, 5)
+        if self.disks.fail_writes(node.store, writes):
+            self._count_fault("disk-full", f"node {node.node_id} next {writes} writes")
+            self._wake(node)
+
     def _fault_transfer(self) -> None:
         shard_id = self._fault_rng.randrange(self.options.shards)
         leader = self._leader(shard_id)
@@ -476,30 +491,42 @@ class Simulation:
         if choice is None:
             return
         change = self._membership_change(shard_id, choice)
+        if change is None:
+            return
         self._count_fault("membership", f"shard {shard_id} {change} via node {leader.node_id}")
         done = partial(self._membership_done, shard_id, str(change))
         leader.host.propose_conf_change(shard_id, change, done)
         self._wake(leader)
 
-    def _membership_change(self, shard_id: int, choice: faults.MembershipChoice) -> ConfChange:
+    def _membership_change(self, shard_id: int,
+                           choice: faults.MembershipChoice) -> ConfChange | None:
         if choice.action == "add-learner":
             self._members_ever[shard_id].add(choice.node_id)
-            self._prepare_replica(choice.node_id, shard_id)
+            if not self._prepare_replica(choice.node_id, shard_id):
+                return None
             return ConfChange.add_learner(choice.node_id)
         if choice.action == "promote":
             return ConfChange.promote_learner(choice.node_id)
         return ConfChange.remove(choice.node_id)
 
-    def _prepare_replica(self, node_id: int, shard_id: int) -> None:
-        """An empty replica on the joining node, waiting for the leader's snapshot."""
+    def _prepare_replica(self, node_id: int, shard_id: int) -> bool:
+        """An empty replica on the joining node, waiting for the leader's snapshot; False if
+        the node's disk refused it (the change is not proposed)."""
         node = self.nodes.get(node_id)
         if node is None:
             node = self._create_node(node_id)
             host = self._new_host(node)
             host.create_replica(shard_id)
             self._boot(node, host)
-        elif node.host is not None and shard_id not in node.host.shard_ids():
-            node.host.create_replica(shard_id)
+            return True
+        if node.host is not None and shard_id not in node.host.shard_ids():
+            try:
+                node.host.create_replica(shard_id)
+            except DiskFull:
+                self.trace.record(self.queue.now_us, f"node {node_id} disk full: no replica "
+                                  f"of shard {shard_id} created")
+                return False
+        return True
 
     def _membership_done(self, shard_id: int, change: str, result: object) -> None:
         outcome = type(result).__name__ if isinstance(result, BaseException) else "applied"
