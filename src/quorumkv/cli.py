@@ -57,6 +57,8 @@ def main() -> None:
               help="Client connections accepted at once [default: 10000].")
 @click.option("--sync/--no-sync", default=None,
               help="fsync every group commit (default) or never (experiments only).")
+@click.option("--ready-thread/--no-ready-thread", default=None,
+              help="Run Ready cycles (and their fsync) on a worker thread [default: on].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(**flags: Any) -> None:
     """Run one quorumkv node until SIGTERM or SIGINT."""

@@ -70,6 +70,7 @@ class ServerConfig:
     client_connections_max: int = limits.client_connections_max
     shutdown_transfer_timeout_ms: int = limits.shutdown_transfer_timeout_ms
     sync: bool = True  # fsync every group-commit batch; off only for experiments
+    ready_thread: bool = True  # Ready cycles (and their fsync) on a worker thread
     log_level: str = "info"
     config_file: Path | None = None
     given: frozenset[str] = frozenset()  # settings set by a layer (not defaults)
@@ -195,7 +196,7 @@ def _convert(name: str, value: Any, layer: str) -> Any:
         return _peers_from_toml(value, setting)
     if name in ("data_dir", "config_file"):
         return Path(str(value)).expanduser()
-    if name == "sync":
+    if name in ("sync", "ready_thread"):
         return _as_bool(value, setting)
     if name == "read_only":
         return _as_choice(value, setting, ("safe", "lease"))

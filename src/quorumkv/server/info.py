@@ -104,7 +104,8 @@ def _stats(node: ServerNode, clients: ClientServer) -> list[str]:
         f"quorumkv_forwarded_commands:{node.dispatcher.forwarded_total}",
         f"quorumkv_served_forwards:{node.dispatcher.served_forwards}",
         f"quorumkv_request_timeouts:{node.dispatcher.timeouts}",
-        f"quorumkv_ready_cycles:{node.cycles}",
+        f"quorumkv_ready_cycles:{node.gate.cycles}",
+        f"quorumkv_ready_thread:{int(node.gate.threaded)}",
         f"quorumkv_dropped_peer_frames:{node.transport.dropped_frames()}",
     ]
 

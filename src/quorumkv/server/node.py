@@ -36,7 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from quorumkv import errors, limits
+from quorumkv import errors
 from quorumkv.codec.peer import (
     ForwardRequest,
     ForwardResponse,
@@ -49,6 +49,7 @@ from quorumkv.invariant import InvariantViolation, invariant
 from quorumkv.kv import commands as kv_commands
 from quorumkv.server.config import ServerConfig
 from quorumkv.server.dispatcher import Dispatcher
+from quorumkv.server.host_gate import BufferedTransport, HostGate
 from quorumkv.server.membership import INITIAL_SHARDS, Membership, establish
 from quorumkv.server.peer_transport import PeerTransport
 from quorumkv.server.resp_server import ClientServer
@@ -101,13 +102,12 @@ class ServerNode:
         self.exit_code = 0
         self.ticks = 0
         self.drives = 0
-        self.cycles = 0
 
     # ---- start -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the data directory and start serving. Raises ConfigError, OSError."""
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
         config = self.config
         _raise_file_limit(config.client_connections_max + 256)
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,8 @@ class ServerNode:
             node_id, membership.cluster_id,
             {n: e.peer_address for n, e in membership.peers.items()},
             self._on_peer_record, on_peer_down=self._on_peer_down)
-        self.host = Host(node_id, store, self.transport, random.Random(),
+        buffered = BufferedTransport(self.transport)
+        self.host = Host(node_id, store, buffered, random.Random(),
                          clock_ms=lambda: int(time.time() * 1000),
                          config=HostConfig(
                              election_timeout_ticks=config.election_timeout_ticks,
@@ -137,8 +138,11 @@ class ServerNode:
             log.info("node %d: bootstrapped shards %s with voters %s", node_id,
                      list(INITIAL_SHARDS), sorted(membership.peers))
         self.host.start()
+        self.gate = HostGate(self.host, buffered, threaded=config.ready_thread,
+                             on_cycles_done=self._after_cycles,
+                             after_each_cycle=self._flush_outputs)
         self.dispatcher = Dispatcher(
-            node_id, self.host, self.transport, now_ms=lambda: self._loop().time() * 1000,
+            node_id, self.gate, self.transport, now_ms=lambda: loop.time() * 1000,
             is_write=kv_commands.is_write, validate=kv_commands.validate,
             election_timeout_ms=config.election_timeout_ticks * config.tick_ms,
             request_timeout_ms=config.request_timeout_ms)
@@ -179,30 +183,28 @@ class ServerNode:
         self._drive_pending = False
         self.drives += 1
         try:
-            self._run_cycles()
-            if self.dispatcher.retry_parked():
-                self._run_cycles()
+            if not self.gate.run_cycles():
+                self._after_cycles()
         except InvariantViolation as bug:
             self._fail(bug)
-            return
+
+    def _after_cycles(self) -> None:
+        """The cycles ended (on this thread, or the worker's are handed back): send what they
+        produced, and come back if inputs arrived meanwhile or work remains."""
+        self._flush_outputs()
+        if self.dispatcher.retry_parked() or self.gate.has_deferred() or self.gate.more_work:
+            self.schedule()  # let the loop read sockets first, then come back
+
+    def _flush_outputs(self) -> None:
+        """What a cycle produced leaves now, not after the next cycle's fsync: appends and
+        acknowledgements (peers) and replies (clients)."""
         self.transport.flush()
         self.clients.flush()
-
-    def _run_cycles(self) -> None:
-        for _ in range(limits.driver_cycles_per_iteration_max):
-            if not self.host.process():
-                return
-            self.cycles += 1
-            # What one cycle produced leaves now, not after the next cycle's fsync: its
-            # appends and acknowledgements (peers) and its replies (clients).
-            self.transport.flush()
-            self.clients.flush()
-        self.schedule()  # more work: let the loop read sockets first, then come back
 
     def _tick(self) -> None:
         try:
             self.ticks += 1
-            self.host.tick()
+            self.gate.tick()
             self.dispatcher.tick()
         except InvariantViolation as bug:
             self._fail(bug)
@@ -231,7 +233,7 @@ class ServerNode:
             return
         else:
             try:
-                self.host.receive(record)
+                self.gate.receive(record)
             except InvariantViolation as bug:
                 self._fail(bug)
                 return
@@ -262,14 +264,17 @@ class ServerNode:
             await self._hand_over_leadership()
             await self._wait(lambda: self.dispatcher.in_flight() == 0,
                              self.config.shutdown_transfer_timeout_ms)
+        await self._wait(lambda: not self.gate.busy, self.config.shutdown_transfer_timeout_ms)
         self.dispatcher.fail_all("the node is shutting down")
-        self.host.fail_pending(errors.OutcomeUnknown(0, "the node is shutting down"))
+        if not self.gate.busy:
+            self.host.fail_pending(errors.OutcomeUnknown(0, "the node is shutting down"))
         self.clients.flush()
         await self.clients.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         self.transport.flush()
         await self.transport.close()
+        self.gate.close()  # waits for a cycle still running on the worker
         self._close_store()
         log.info("node %d: stopped", self.node_id)
 
@@ -289,7 +294,7 @@ class ServerNode:
             if target:
                 log.info("node %d: handing leadership of shard %d to node %d", self.node_id,
                          shard_id, target)
-                self.host.transfer_leader(shard_id, target)
+                self.gate.transfer_leader(shard_id, target)
                 led.append(shard_id)
         if led:
             self.schedule()

@@ -1,0 +1,179 @@
+"""The one way into the host, so that its Ready cycles can run on a worker thread.
+
+Theory of operation. A Ready cycle ends in a synced RocksDB write. Run on the event loop, that
+fsync stops the node from reading its sockets; run on a worker thread (RocksDB releases the
+GIL while it writes), the loop keeps reading and parsing the next batch meanwhile. The host is
+not thread-safe, and need not be: the gate makes sure only one thread touches it at a time.
+
+- While no cycle runs, the loop thread calls the host directly (`submit`, `receive`, `tick`).
+- `start_cycles()` hands the host to the worker, which runs `host.process()` until there is no
+  work (bounded). Meanwhile, inputs arriving on the loop thread are queued in arrival order
+  and delivered when the worker is done, before the next cycle starts: the host sees exactly
+  the inputs it would have seen, only later.
+- What the host produces on the worker (messages to send, completions of client commands) is
+  buffered and handed to the loop thread when the cycles end, in the order produced; so the
+  Ready order (persist, then send, then apply, then answer) is kept, and nothing outside the
+  host is touched from the worker.
+
+The hand-over is through the executor's future, whose completion the loop observes with
+`call_soon_threadsafe`: everything the worker wrote happens-before the loop reads it.
+
+Reads of the host's state for routing and INFO (`is_leader`, `leader_of`, `status`) may run
+while a cycle is in progress; they see a value that is at most one cycle old, which is all a
+routing hint needs (the host checks leadership again when the command is submitted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from quorumkv import limits
+from quorumkv.codec.peer import PeerRecord
+from quorumkv.host.host import Host, Transport
+
+Done = Callable[[object], None]
+
+
+class BufferedTransport:
+    """The host's transport: passes sends through on the loop thread, buffers them on the
+    worker thread until the cycles end."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.loop_thread = threading.get_ident()
+        self.buffered: list[tuple[int, PeerRecord]] = []
+
+    def send(self, target_node: int, message: PeerRecord) -> None:
+        if threading.get_ident() == self.loop_thread:
+            self.transport.send(target_node, message)  # type: ignore[arg-type]
+        else:
+            self.buffered.append((target_node, message))
+
+    def release(self) -> None:
+        buffered, self.buffered = self.buffered, []
+        for target, message in buffered:
+            self.transport.send(target, message)  # type: ignore[arg-type]
+
+
+class HostGate:
+    """Serialises every use of a Host between the event loop and one worker thread."""
+
+    def __init__(self, host: Host, buffered_transport: BufferedTransport, threaded: bool,
+                 on_cycles_done: Callable[[], None],
+                 after_each_cycle: Callable[[], None] = lambda: None) -> None:
+        self.host = host
+        self.threaded = threaded
+        self._transport = buffered_transport
+        self._on_cycles_done = on_cycles_done
+        self._after_each_cycle = after_each_cycle  # on the loop thread only
+        self.more_work = False  # the last run stopped at driver_cycles_per_iteration_max
+        self._busy = False
+        self._deferred: list[Callable[[], None]] = []
+        self._completions: list[tuple[Done, object]] = []
+        self._loop_thread = threading.get_ident()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ready") if threaded else None
+        self.cycles = 0
+
+    # ---- inputs ----------------------------------------------------------------------------
+
+    def submit(self, shard_id: int, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
+        safe_done = self._loop_side(done)
+        self._call(lambda: self.host.submit(shard_id, name, args, safe_done))
+
+    def receive(self, message: Any) -> None:
+        self._call(lambda: self.host.receive(message))
+
+    def tick(self) -> None:
+        self._call(self.host.tick)
+
+    def transfer_leader(self, shard_id: int, target: int) -> None:
+        self._call(lambda: self.host.transfer_leader(shard_id, target))
+
+    def _call(self, action: Callable[[], None]) -> None:
+        if self._busy:
+            self._deferred.append(action)
+        else:
+            action()
+
+    def _loop_side(self, done: Done) -> Done:
+        """A completion that, fired on the worker, waits to be run on the loop thread."""
+        def complete(result: object) -> None:
+            if threading.get_ident() == self._loop_thread:
+                done(result)
+            else:
+                self._completions.append((done, result))
+        return complete
+
+    # ---- observation (any time) ------------------------------------------------------------
+
+    def is_leader(self, shard_id: int) -> bool:
+        return self.host.is_leader(shard_id)
+
+    def leader_of(self, shard_id: int) -> int:
+        return self.host.leader_of(shard_id)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    # ---- cycles ----------------------------------------------------------------------------
+
+    def run_cycles(self) -> bool:
+        """Deliver queued inputs and run Ready cycles until there is no work: on the loop
+        thread, or started on the worker (returns True if it still runs there)."""
+        if self._busy:
+            return True
+        self._deliver_deferred()
+        if self._executor is None or not self._has_ready():
+            # Nothing to persist (or no worker): run here. With no Ready, process() only
+            # fires completions or resumes a cycle stalled by a full disk.
+            self._record(self._process_until_idle(self._after_each_cycle))
+            return False
+        self._busy = True
+        loop = asyncio.get_running_loop()
+        future = self._executor.submit(self._process_until_idle)
+        future.add_done_callback(
+            lambda finished: loop.call_soon_threadsafe(self._finish, finished))
+        return True
+
+    def _has_ready(self) -> bool:
+        host = self.host
+        return any(host.replica(s).node.has_ready() for s in host.shard_ids())
+
+    def _process_until_idle(self, after_each: Callable[[], None] | None = None) -> int:
+        cycles = 0
+        while cycles < limits.driver_cycles_per_iteration_max and self.host.process():
+            cycles += 1
+            if after_each is not None:
+                after_each()
+        return cycles
+
+    def _record(self, cycles: int) -> None:
+        self.cycles += cycles
+        self.more_work = cycles >= limits.driver_cycles_per_iteration_max
+
+    def _finish(self, finished: Future[int]) -> None:
+        self._busy = False
+        self._transport.release()
+        completions, self._completions = self._completions, []
+        for done, result in completions:
+            done(result)
+        self._record(finished.result())  # re-raises a bug (InvariantViolation) of the worker
+        self._on_cycles_done()
+
+    def _deliver_deferred(self) -> None:
+        while self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for action in deferred:
+                action()
+
+    def has_deferred(self) -> bool:
+        return bool(self._deferred)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
