@@ -319,3 +319,19 @@ def test_flushall_empties_every_node(client: redis.Redis, cluster: LocalCluster)
         assert other.dbsize() == 0
         other.close()
     assert client.flushdb() is True
+
+
+def test_thousands_of_connections_are_served_at_once(cluster: LocalCluster) -> None:
+    """2,000 clients connected together each get their answer; the node keeps serving."""
+    port = cluster.client_ports[follower_of(cluster)]
+    clients = [RawClient(port) for _ in range(2000)]
+    try:
+        for client in clients:
+            client.send(b"*1\r\n$4\r\nPING\r\n")
+        assert all(client.read_reply()[0] == b"+PONG\r\n" for client in clients)
+        info = RawClient(port).call("INFO clients").decode()
+        connected = int(info.split("connected_clients:")[1].split("\r\n")[0])
+        assert connected >= 2000
+    finally:
+        for client in clients:
+            client.close()
