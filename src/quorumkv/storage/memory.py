@@ -245,8 +245,9 @@ class MemoryStore:
     def open_snapshot(self, shard_id: int) -> ChunkedSnapshotReader:
         """A consistent image: a copy of the shard's pairs and applied point, taken now."""
         shard = self.lookup(shard_id)
-        pairs: Iterator[tuple[bytes, bytes]] = iter([(k, shard.data[k]) for k in shard.keys])
-        return ChunkedSnapshotReader(shard_id, shard.applied, pairs)
+        pairs = [(key, shard.data[key]) for key in shard.keys]
+        blocks: Iterator[list[tuple[bytes, bytes]]] = iter([pairs] if pairs else [])
+        return ChunkedSnapshotReader(shard_id, shard.applied, blocks)
 
     def snapshot_writer(self, shard_id: int, meta: SnapshotMeta) -> MemorySnapshotWriter:
         return MemorySnapshotWriter(shard_id, meta)

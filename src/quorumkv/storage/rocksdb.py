@@ -47,7 +47,7 @@ from quorumkv.storage import encoding, key_layout, rocksdb_errors, rocksdb_optio
 from quorumkv.storage.batch import OperationBatch
 from quorumkv.storage.log_terms import LogTerms
 from quorumkv.storage.protocols import WriteBatch
-from quorumkv.storage.rocksdb_cursor import Cursor
+from quorumkv.storage.rocksdb_cursor import PAIRS_PER_READ, Cursor
 from quorumkv.storage.rocksdb_snapshot import (
     STAGING_DIRECTORY,
     RocksDBSnapshotWriter,
@@ -548,12 +548,18 @@ class RocksDBStore:
         size = 0
         try:
             with self._cursor("raft") as cursor:
-                for _, record in cursor.pairs(start, end):
-                    entry = self._decode_entry(shard_id, low + len(found), record)
-                    size += entry.size_bytes()
-                    if found and size > bytes_max:
-                        return found
-                    found.append(entry)
+                cursor.seek(start)
+                finished = False
+                while not finished:
+                    # Read ahead as many records as were read so far (at least 4): entries
+                    # past the byte bound are never read much beyond what was kept.
+                    records, finished = cursor.read_rows(end, 0, max(4, len(found)))
+                    for _, record in records:
+                        entry = self._decode_entry(shard_id, low + len(found), record)
+                        size += entry.size_bytes()
+                        if found and size > bytes_max:
+                            return found
+                        found.append(entry)
         except StorageError:
             raise
         except Exception as error:
@@ -590,24 +596,26 @@ class RocksDBStore:
             return rows
         cursor = self._cursor("data")
         try:
-            for row in self._data_pairs(cursor, shard_id, start, end, "scanning"):
-                rows.append(row)
+            for block in self._data_blocks(cursor, shard_id, start, end, "scanning",
+                                           min(limit, PAIRS_PER_READ)):
+                rows.extend(block[:limit - len(rows)])
                 if len(rows) == limit:
                     break
         finally:
             cursor.release()
         return rows
 
-    def _data_pairs(self, cursor: Cursor, shard_id: int, start: bytes, end: bytes | None,
-                    doing: str) -> Iterator[tuple[bytes, bytes]]:
-        """The shard's live (key, value) pairs in [start, end), as of the cursor's making;
-        RocksDB failures become typed errors."""
+    def _data_blocks(self, cursor: Cursor, shard_id: int, start: bytes, end: bytes | None,
+                     doing: str, block_pairs: int = PAIRS_PER_READ,
+                     ) -> Iterator[list[tuple[bytes, bytes]]]:
+        """The shard's live (key, value) pairs in [start, end), in blocks, as of the cursor's
+        making; RocksDB failures become typed errors."""
         generation = self.cache(shard_id).generation
         prefix = key_layout.data_prefix(shard_id, generation)
         limit = prefix + end if end is not None else key_layout.data_prefix(shard_id,
                                                                             generation + 1)
         try:
-            yield from cursor.pairs(prefix + start, limit, strip=len(prefix))
+            yield from cursor.blocks(prefix + start, limit, len(prefix), block_pairs)
         except StorageError:
             raise
         except Exception as error:
@@ -631,8 +639,8 @@ class RocksDBStore:
         self._check_open()
         meta = self.cache(shard_id).applied
         cursor = self._cursor("data")
-        pairs = self._data_pairs(cursor, shard_id, b"", None, "reading a snapshot of")
-        return ChunkedSnapshotReader(shard_id, meta, pairs, on_close=cursor.release)
+        blocks = self._data_blocks(cursor, shard_id, b"", None, "reading a snapshot of")
+        return ChunkedSnapshotReader(shard_id, meta, blocks, on_close=cursor.release)
 
     def snapshot_writer(self, shard_id: int, meta: SnapshotMeta) -> RocksDBSnapshotWriter:
         """A writer staging an image of the shard under a fresh data generation."""
@@ -669,7 +677,7 @@ class RocksDBStore:
         for name in rocksdb_options.COLUMN_FAMILIES:
             try:
                 with self._cursor(name) as cursor:
-                    for _ in cursor.pairs(b"", b"\xff" * 16):
+                    for _ in cursor.blocks(b"", None):
                         pass
             except StorageError:
                 raise

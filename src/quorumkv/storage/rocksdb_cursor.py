@@ -70,29 +70,37 @@ class Cursor:
         rather than at the end: an invalid iterator alone does not say which."""
         self._live().status()
 
-    def pairs(self, start: bytes, limit: bytes, strip: int = 0) -> Iterator[tuple[bytes, bytes]]:
-        """(key[strip:], value) for start <= key < limit, then the status check."""
+    def blocks(self, start: bytes, limit: bytes | None, strip: int = 0,
+               block_pairs: int = PAIRS_PER_READ) -> Iterator[list[tuple[bytes, bytes]]]:
+        """(key[strip:], value) for start <= key < limit (None: to the end), in lists of up
+        to `block_pairs`; RocksDB's status is checked at the end of the range."""
         self.seek(start)
         while True:
-            rows, finished = self._read_rows(limit, strip)
-            yield from rows
+            rows, finished = self.read_rows(limit, strip, block_pairs)
+            if rows:
+                yield rows
             if finished:
                 return
 
-    def _read_rows(self, limit: bytes, strip: int) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Up to PAIRS_PER_READ rows, and whether the range is exhausted. The raw iterator is
-        a local of this call only, so a paused `pairs` holds no reference of its own."""
+    def read_rows(self, limit: bytes | None, strip: int,
+                   block_pairs: int) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Up to `block_pairs` rows from the current position, and whether the range is
+        exhausted. The raw iterator is a local of this call only, so a paused `pairs` holds no
+        reference of its own."""
         iterator = self._live()
+        valid, key_of, value_of, advance = (iterator.valid, iterator.key, iterator.value,
+                                            iterator.next)
         rows: list[tuple[bytes, bytes]] = []
-        while len(rows) < PAIRS_PER_READ:
-            if not iterator.valid():
+        append = rows.append
+        for _ in range(block_pairs):
+            if not valid():
                 iterator.status()
                 return rows, True
-            key = iterator.key()
-            if key >= limit:
+            key = key_of()
+            if limit is not None and key >= limit:
                 return rows, True
-            rows.append((key[strip:], iterator.value()))
-            iterator.next()
+            append((key[strip:], value_of()))
+            advance()
         return rows, False
 
     def _live(self) -> Any:

@@ -12,8 +12,9 @@ store and back. A stream is a sequence of self-describing chunks:
   however large);
 - last, an END chunk: msgpack [pair count, crc32 of every DATA payload in order].
 
-`ChunkedSnapshotReader` produces the stream from a meta and an iterator of pairs (each store
-supplies a consistent iterator: a copy for memory, a rocksdict snapshot for RocksDB).
+`ChunkedSnapshotReader` produces the stream from a meta and an iterator of blocks of pairs
+(each store supplies a consistent one: a copy for memory, a RocksDB iterator's implicit
+snapshot for RocksDB).
 `SnapshotStreamVerifier` consumes it: it checks magic, version, shard, order, checksums, the
 meta against the one the transfer announced, key order, and at the end the count and the overall
 checksum; any failure raises errors.SnapshotCorrupt and the caller discards what it staged. It
@@ -88,15 +89,17 @@ def decode_chunk(data: bytes, shard_id: int) -> Chunk:
 
 
 class ChunkedSnapshotReader:
-    """Streams `pairs` (ascending keys, a consistent view) and `meta` as chunks."""
+    """Streams `meta` and the pairs of `blocks` (lists of pairs, keys ascending across all,
+    a consistent view) as chunks."""
 
     def __init__(self, shard_id: int, meta: SnapshotMeta,
-                 pairs: Iterator[tuple[bytes, bytes]],
+                 blocks: Iterator[list[tuple[bytes, bytes]]],
                  on_close: Callable[[], None] | None = None) -> None:
         self._shard_id = shard_id
         self._meta = meta
-        self._pairs = pairs
-        self._pending: tuple[bytes, bytes] | None = None
+        self._blocks = blocks
+        self._block: list[tuple[bytes, bytes]] = []
+        self._position = 0  # next pair of self._block to send
         self._sequence = 0
         self._count = 0
         self._data_checksum = 0
@@ -133,20 +136,28 @@ class ChunkedSnapshotReader:
         return chunk
 
     def _take_pairs(self, bytes_max: int) -> list[bytes]:
+        """Pairs for one chunk, flattened: as many as fit in `bytes_max`, at least one."""
         flat: list[bytes] = []
         size = 0
         while True:
-            pair = self._pending if self._pending is not None else next(self._pairs, None)
-            self._pending = None
-            if pair is None:
-                return flat
-            pair_bytes = len(pair[0]) + len(pair[1]) + _PAIR_OVERHEAD_BYTES
-            if flat and size + pair_bytes > bytes_max:
-                self._pending = pair
-                return flat
-            flat.extend(pair)
-            size += pair_bytes
-            self._count += 1
+            if self._position == len(self._block):
+                self._block, self._position = next(self._blocks, []), 0
+                if not self._block:
+                    return flat
+            block, position = self._block, self._position
+            while position < len(block):
+                key, value = block[position]
+                pair_bytes = len(key) + len(value) + _PAIR_OVERHEAD_BYTES
+                if flat and size + pair_bytes > bytes_max:
+                    self._count += (position - self._position)
+                    self._position = position
+                    return flat
+                flat.append(key)
+                flat.append(value)
+                size += pair_bytes
+                position += 1
+            self._count += position - self._position
+            self._position = position
 
 
 class SnapshotStreamVerifier:
