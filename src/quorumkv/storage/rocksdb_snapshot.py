@@ -65,10 +65,14 @@ class RocksDBSnapshotWriter:
         errors.DiskFull when the staging files do not fit."""
         invariant(self._open, "a snapshot writer was used after finish or abort")
         pairs = self._verifier.feed(data)
+        if not pairs:
+            return
+        prefix = self._prefix
         try:
+            put = self._file_with_room().__setitem__  # files roll between chunks only
             for key, value in pairs:
-                self._file_with_room()[self._prefix + key] = value
-                self._file_bytes += len(key) + len(value) + key_layout.DATA_PREFIX_BYTES
+                put(prefix + key, value)
+            self._file_bytes += len(data) + len(pairs) * key_layout.DATA_PREFIX_BYTES
         except Exception as error:
             raise rocksdb_errors.translate(error, self._staging, "staging a snapshot") from error
 

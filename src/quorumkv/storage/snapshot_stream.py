@@ -24,6 +24,7 @@ files) until `finish`.
 
 from __future__ import annotations
 
+import operator
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -221,17 +222,18 @@ class SnapshotStreamVerifier:
             flat = msgpack.unpackb(chunk.payload)
         except ValueError as error:
             self._corrupt(f"undecodable data chunk {chunk.sequence}: {error}")
-        if (not isinstance(flat, list) or len(flat) % 2
-                or not all(isinstance(item, bytes) for item in flat)):
+        if not isinstance(flat, list) or not flat or len(flat) % 2 or set(map(type, flat)) != {
+                bytes}:
             self._corrupt(f"data chunk {chunk.sequence} is not a list of key/value pairs")
-        pairs = list(zip(flat[0::2], flat[1::2], strict=True))
-        for key, _ in pairs:
-            if self._last_key is not None and key <= self._last_key:
-                self._corrupt(f"key {key!r} in chunk {chunk.sequence} is out of order")
-            self._last_key = key
+        keys = flat[0::2]
+        previous = [self._last_key, *keys[:-1]] if self._last_key is not None else keys[:-1]
+        following = keys if self._last_key is not None else keys[1:]
+        if not all(map(operator.lt, previous, following)):
+            self._corrupt(f"keys in chunk {chunk.sequence} are out of order")
+        self._last_key = keys[-1]
         self._data_checksum = zlib.crc32(chunk.payload, self._data_checksum)
-        self.count += len(pairs)
-        return pairs
+        self.count += len(keys)
+        return list(zip(keys, flat[1::2], strict=True))
 
     def _corrupt(self, detail: str) -> NoReturn:
         raise SnapshotCorrupt(self.shard_id, detail)
