@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 import msgpack
 import pytest
@@ -79,3 +80,17 @@ def test_the_reader_splits_by_bytes_and_round_trips() -> None:
         chunks.append(chunk)
     assert len(chunks) > 20
     assert verify(chunks) == pairs
+
+
+def test_a_reader_whose_source_failed_never_ends_the_image() -> None:
+    """After the pairs source fails, every later read fails too: no END chunk is made."""
+
+    def failing_blocks() -> Iterator[list[tuple[bytes, bytes]]]:
+        yield [(b"a", b"1")]
+        raise OSError("the disk went away")
+
+    reader = ChunkedSnapshotReader(1, META, failing_blocks())
+    reader.read_chunk(100)  # META
+    for _ in range(3):
+        with pytest.raises(OSError):
+            reader.read_chunk(100)

@@ -105,6 +105,7 @@ class ChunkedSnapshotReader:
         self._count = 0
         self._data_checksum = 0
         self._done = False
+        self._failure: Exception | None = None
         self._on_close = on_close
 
     @property
@@ -115,9 +116,15 @@ class ChunkedSnapshotReader:
         """The next chunk, about `bytes_max` long at most; b"" once the END chunk was read."""
         if self._done:
             return b""
+        if self._failure is not None:
+            raise self._failure  # never an END after a failed read: it would end the image early
         if self._sequence == 0:
             return self._emit(KIND_META, msgpack.packb(encoding.meta_fields(self._meta)))
-        flat = self._take_pairs(bytes_max - HEADER_BYTES)
+        try:
+            flat = self._take_pairs(bytes_max - HEADER_BYTES)
+        except Exception as error:
+            self._failure = error
+            raise
         if flat:
             payload = msgpack.packb(flat, use_bin_type=True)
             self._data_checksum = zlib.crc32(payload, self._data_checksum)
