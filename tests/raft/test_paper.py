@@ -487,3 +487,16 @@ def test_restart_reemits_committed_entries_after_applied() -> None:
     assert restarted.role == Role.FOLLOWER
     again = [entry.data for entry in restarted.ready().committed_entries]
     assert again == [b"b", b"c"]
+
+
+def test_candidate_removed_during_campaign_does_not_lead() -> None:
+    """Thesis §4: a replica removed from the voters while campaigning (it applied the change
+    as a candidate) stops campaigning: a non-voter must not become leader."""
+    node, _ = make_node(pre_vote=False)
+    node.campaign()
+    assert node.role == Role.CANDIDATE
+    node.apply_conf_change(ConfChange.remove(1))
+    assert node.role == Role.FOLLOWER
+    node.step(message(MessageType.VOTE_RESPONSE, 2, term=node.term))
+    node.step(message(MessageType.VOTE_RESPONSE, 3, term=node.term))
+    assert node.role == Role.FOLLOWER

@@ -1175,6 +1175,10 @@ class Node:
 
     def _switch_to_config(self, conf_state: ConfState) -> None:
         self.tracker.switch_to(conf_state, self.raft_log.last_index() + 1)
+        if self._role in (PRE_CANDIDATE, CANDIDATE) and self._removed():
+            # Removed while campaigning: a non-voter must not become leader.
+            self._become_follower(self._term, 0)
+            return
         if self._role != LEADER:
             return
         if not self.tracker.voter_ids():
