@@ -99,3 +99,31 @@ def test_opening_on_a_full_disk_raises_disk_full_not_a_crash(small_disk: Path) -
     assert reopened.log(1).last_index() == acknowledged
     write_batch(reopened, acknowledged + 1, rng)
     reopened.close()
+
+
+def test_a_reopen_that_finds_the_disk_full_keeps_serving_reads(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               ) -> None:
+    """If reopening after DiskFull hits a full disk again, the store reopens read-only:
+    reads go on, the write fails with DiskFull, and a later write succeeds."""
+    rng = random.Random(7)
+    store = open_node_store(str(tmp_path / "node"))
+    write_batch(store, 1, rng)
+    store._disk_full = True  # as after a failed write
+    real_open = RocksDBStore._open
+    attempts: list[bool] = []
+
+    def open_once_full(self: RocksDBStore, read_only: bool) -> None:
+        attempts.append(read_only)
+        if attempts == [False]:
+            raise DiskFull(self.path)
+        real_open(self, read_only)
+
+    monkeypatch.setattr(RocksDBStore, "_open", open_once_full)
+    with pytest.raises(DiskFull):
+        write_batch(store, 2, rng)
+    assert attempts == [False, True]
+    assert store.log(1).last_index() == 1 and store.shard(1).get(b"000001-00") is not None
+    write_batch(store, 2, rng)
+    assert store.log(1).last_index() == 2
+    store.close()
