@@ -217,10 +217,10 @@ class _WritePlan:
         self._put_record(key_layout.KIND_BASE, shard_id, encoding.encode_meta(meta))
 
     def _install(self, operation: ops.InstallSnapshot) -> None:
-        shard_id, image = operation.shard_id, operation.image
-        invariant(isinstance(image, RocksDBStagedSnapshot),
-                  f"shard {shard_id}: a {type(image).__name__} cannot be installed into RocksDB")
-        staged: RocksDBStagedSnapshot = image  # type: ignore[assignment]
+        shard_id, staged = operation.shard_id, operation.image
+        if not isinstance(staged, RocksDBStagedSnapshot):
+            raise InvariantViolation(f"shard {shard_id}: a {type(staged).__name__} cannot be "
+                                     "installed into RocksDB (stage it with snapshot_writer)")
         invariant(not staged.installed, f"shard {shard_id}: a staged image installed twice")
         cache = self.cache(shard_id)
         old = cache.generation
