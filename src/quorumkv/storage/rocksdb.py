@@ -304,7 +304,11 @@ class RocksDBStore:
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
         self._open(read_only=False)
         if verify_data:
-            self.verify()
+            try:
+                self.verify()
+            except BaseException:
+                self._close_quietly()  # refused: do not hold the database open
+                raise
 
     # ---- opening ---------------------------------------------------------------------------
 
