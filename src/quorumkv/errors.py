@@ -263,3 +263,41 @@ class StorageUnavailable(StorageError):
             f"storage at {path} is unavailable: {detail}. Check the disk and that no other "
             "quorumkv process uses this data directory, then restart the node"
         )
+
+
+# ---- Verify harness ---------------------------------------------------------------------------
+
+
+class VerifyError(QuorumKVError):
+    """The verify harness could not do what a run needs (not a verdict about the database)."""
+
+
+class VerifyUnavailable(VerifyError):
+    """This machine lacks what a verify mode needs (root, the `ip` tool); nothing was created."""
+
+    def __init__(self, missing: str) -> None:
+        self.missing = missing
+        super().__init__(
+            f"network namespaces are unavailable: {missing}. Run as root with iproute2 "
+            "installed, or use --loopback (processes on 127.0.0.1, process faults only)"
+        )
+
+
+class VerifySetupFailed(VerifyError):
+    """A command building the run's network, or a node process, failed; the run is abandoned
+    after removing whatever it had created."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        super().__init__(f"verify setup failed while {what}: {detail}")
+
+
+# ---- Cluster placement ----------------------------------------------------------------------
+
+
+class InvalidPlacement(QuorumKVError):
+    """A placement request cannot be satisfied (no nodes, more replicas than nodes, more
+    shards than slots); nothing was placed."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"cannot place shards: {detail}")

@@ -183,3 +183,51 @@ rocksdb_wal_total_bytes_max = 256 * 1024 * 1024
 
 snapshot_sst_file_bytes_max = 256 * 1024 * 1024
 """Bytes of one SST file a received snapshot is staged into; bigger images use several."""
+
+# ---- Verify harness (quorumkv verify) ----------------------------------------------------------
+
+verify_nodes_max = 9
+"""Nodes one verify run may start (one private /24 holds them, with room for the gateway)."""
+
+verify_client_timeout_ms = 3_000
+"""Milliseconds a verify client waits for one reply before it records the operation as info."""
+
+verify_connect_timeout_ms = 1_000
+"""Milliseconds a verify client waits to connect before it counts the node as unreachable."""
+
+verify_node_start_timeout_ms = 30_000
+"""Milliseconds a node process of a verify run may take to answer PING after it starts."""
+
+verify_node_stop_timeout_ms = 10_000
+"""Milliseconds a node of a verify run may take to exit after SIGTERM before it is killed."""
+
+verify_recovery_timeout_ms = 60_000
+"""Milliseconds a verify run waits, once every fault is healed, for a leader every node knows."""
+
+verify_final_read_attempts_max = 100
+"""Attempts of each final read of a verify run before the run gives up (verdict unknown)."""
+
+verify_checker_seconds_max = 300
+"""Seconds a checker of a verify run may take; past it, its verdict is unknown."""
+
+verify_register_operations_per_key_max = 200
+"""Operations of the register workload on one key before clients move to a fresh key (keeps
+each key's linearizability search small)."""
+
+# ---- Cluster metadata, placement and routing (cluster/) -------------------------------------
+
+shards_per_node_default = 4
+"""Data shards created per node at bootstrap when --shards is not given."""
+
+replication_factor_default = 3
+"""Replicas of each shard at bootstrap when not given (never more than the nodes available)."""
+
+cluster_members_max = 1_000
+"""Members the cluster metadata holds at most."""
+
+shard_id_max = (1 << 17) - 1
+"""Largest shard id: a cluster-wide SCAN cursor is shard_id << 46 | the shard's own cursor, and
+must stay below 2**63 for clients that read cursors as signed 64-bit integers."""
+
+get_keys_in_slot_max = 100_000
+"""Keys one CLUSTER GETKEYSINSLOT answers at most, whatever count asks for."""
