@@ -196,5 +196,11 @@ def up(nodes: int, data_dir: str, host: str, client_port: int, peer_port: int,
     sys.exit(code)
 
 
+# `quorumkv verify` (Jepsen-style fault injection) lives with its package.
+from quorumkv.verify.command import verify as _verify  # noqa: E402
+
+main.add_command(_verify)
+
+
 if __name__ == "__main__":
     main()
