@@ -66,6 +66,9 @@ class SnapshotImage:
     meta: SnapshotMeta
     pairs: tuple[tuple[bytes, bytes], ...]
 
+    def discard(self) -> None:
+        """Nothing to release: the image lives in memory."""
+
 
 @dataclass(frozen=True, slots=True)
 class InstallSnapshot:

@@ -73,6 +73,10 @@ class StagedSnapshot(Protocol):
     def meta(self) -> SnapshotMeta:
         ...
 
+    def discard(self) -> None:
+        """Release what the image holds (staged files) when it will not be installed."""
+        ...
+
 
 class SnapshotWriter(Protocol):
     """Receives an image chunk by chunk; nothing is visible until installed."""
