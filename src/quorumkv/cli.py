@@ -60,6 +60,10 @@ def main() -> None:
 @click.option("--ready-thread/--no-ready-thread", default=None,
               help="Run Ready cycles (and their fsync) on a worker thread [default: on].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--unsafe-testing-stale-follower-reads", is_flag=True, default=None, hidden=True,
+              help="NEVER FOR PRODUCTION: followers answer reads from local state (verify tests).")
+@click.option("--unsafe-testing-ack-on-receipt", is_flag=True, default=None, hidden=True,
+              help="NEVER FOR PRODUCTION: SET answered OK before it is replicated (verify tests).")
 def server(**flags: Any) -> None:
     """Run one quorumkv node until SIGTERM or SIGINT."""
     from quorumkv.errors import QuorumKVError
@@ -72,6 +76,12 @@ def server(**flags: Any) -> None:
         raise click.UsageError(str(error)) from None
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    unsafe = [name for name in ("unsafe_testing_stale_follower_reads",
+                                "unsafe_testing_ack_on_receipt") if getattr(config, name)]
+    if unsafe:
+        logging.getLogger("quorumkv").warning(
+            "UNSAFE TESTING SETTINGS ON: %s; this node breaks its guarantees on purpose "
+            "(server/unsafe_testing.py); never use it for data", ", ".join(unsafe))
     try:
         code = run(config)
     except ConfigError as error:

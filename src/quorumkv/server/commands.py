@@ -41,7 +41,7 @@ from quorumkv.kv.reply import (
     unknown_command_error,
 )
 from quorumkv.kv.spec import CommandSpec
-from quorumkv.server import info
+from quorumkv.server import info, unsafe_testing
 from quorumkv.server.membership import DATA_SHARD
 
 if TYPE_CHECKING:
@@ -94,9 +94,12 @@ def execute(connection: ClientConnection, argv: list[bytes], slot: ReplySlot) ->
     if kv_commands.command_spec(name) is None:
         connection.fill(slot, unknown_command_error(argv[0], args))
         return
+    shard_id = shard_of(name, args)
+    if unsafe_testing.intercept(connection, shard_id, name, args, slot):
+        return  # a deliberately broken behaviour for the verify harness (never in production)
     # The dispatcher validates arguments (kv_commands.validate) before anything leaves this
     # node; on the leader the host validates them as it submits.
-    connection.server.node.dispatcher.submit(shard_of(name, args), name, args,
+    connection.server.node.dispatcher.submit(shard_id, name, args,
                                              lambda reply: connection.fill(slot, reply))
 
 

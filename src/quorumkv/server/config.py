@@ -72,6 +72,10 @@ class ServerConfig:
     sync: bool = True  # fsync every group-commit batch; off only for experiments
     ready_thread: bool = True  # Ready cycles (and their fsync) on a worker thread
     log_level: str = "info"
+    # Deliberately broken behaviours for the verify harness's tests; NEVER FOR PRODUCTION
+    # (server/unsafe_testing.py says what each breaks).
+    unsafe_testing_stale_follower_reads: bool = False
+    unsafe_testing_ack_on_receipt: bool = False
     config_file: Path | None = None
     given: frozenset[str] = frozenset()  # settings set by a layer (not defaults)
 
@@ -196,7 +200,7 @@ def _convert(name: str, value: Any, layer: str) -> Any:
         return _peers_from_toml(value, setting)
     if name in ("data_dir", "config_file"):
         return Path(str(value)).expanduser()
-    if name in ("sync", "ready_thread"):
+    if name in ("sync", "ready_thread") or name.startswith("unsafe_testing_"):
         return _as_bool(value, setting)
     if name == "read_only":
         return _as_choice(value, setting, ("safe", "lease"))
