@@ -138,7 +138,8 @@ def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOpti
         partition_duration_max_us=rng.randint(10, 80) * tick_us,
         crash_interval_us=_maybe(rng, 0.5, lambda: _interval_ticks(rng) * tick_us),
         downtime_max_us=rng.randint(2, 60) * tick_us,
-        torn_write_rate=_maybe(rng, 0.5, lambda: rng.uniform(0.1, 0.9)),
+        torn_write_rate=_maybe(
+            rng, 0.5 if disk == "memory" else 0.0, lambda: rng.uniform(0.1, 0.9)),
         membership_interval_us=_maybe(rng, 0.35, lambda: rng.randint(40, 150) * tick_us),
         transfer_interval_us=_maybe(rng, 0.3, lambda: rng.randint(30, 150) * tick_us),
         disk_full_interval_us=_maybe(
