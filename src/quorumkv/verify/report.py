@@ -11,6 +11,17 @@ from typing import Any
 
 VERDICT_WORDS = {True: "valid", False: "INVALID", None: "unknown"}
 
+LINE_CHARACTERS_MAX = 400
+"""Characters of a message or operation printed on the terminal (results.json has them all)."""
+
+
+def shortened(text: str, characters: int = LINE_CHARACTERS_MAX) -> str:
+    """`text`, cut in the middle if longer than `characters` (a set read lists every element)."""
+    if len(text) <= characters:
+        return text
+    half = characters // 2
+    return f"{text[:half]} ...({len(text) - 2 * half} characters)... {text[-half:]}"
+
 
 def verdict_word(value: object) -> str:
     return VERDICT_WORDS.get(value if isinstance(value, bool) else None, "unknown")
@@ -41,9 +52,10 @@ def describe_run(results: dict[str, Any]) -> str:
         f"  faults: {fault_summary(results)}",
     ]
     for name, verdict in results.get("verdicts", {}).items():
-        lines.append(f"  {name}: {verdict_word(verdict.get('valid'))} - {verdict.get('message')}")
+        message = shortened(str(verdict.get("message")))
+        lines.append(f"  {name}: {verdict_word(verdict.get('valid'))} - {message}")
         for operation in verdict.get("counterexample", [])[:8]:
-            lines.append(f"      {operation}")
+            lines.append(f"      {shortened(str(operation))}")
     return "\n".join(lines)
 
 
