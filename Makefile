@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SEEDS ?= 0:10000
 
-.PHONY: run demo test verify bench lint clean system-deps
+.PHONY: run demo test verify verify-matrix bench lint clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ system-deps:
 	@command -v redis-cli >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; \
 	  else echo "redis-tools missing: run 'sudo apt-get install redis-tools'"; exit 1; fi; }
+	@# iptables: quorumkv verify's partitions (as root; without it they fall back to routes).
+	@command -v iptables >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; }
 
 # A local 3-node cluster of real processes (data under ./data); Ctrl-C stops it cleanly.
 run: $(STAMP)
@@ -36,6 +39,13 @@ test: $(STAMP) system-deps
 verify: $(STAMP)
 	$(PY) -m quorumkv.sim --seeds $(SEEDS)
 	$(PY) -m pytest -m slow -p no:cacheprovider
+	$(MAKE) verify-matrix
+
+# quorumkv verify's full matrix: every fault kind with the register and set workloads, 60 s
+# each, on real processes in network namespaces (root; else --loopback, process faults only).
+# Runs land in verify-runs/matrix-<timestamp>/; the summary table is printed at the end.
+verify-matrix: $(STAMP) system-deps
+	$(VENV)/bin/quorumkv verify --matrix $$([ "$$(id -u)" = 0 ] || echo --loopback)
 
 bench: $(STAMP) system-deps
 	$(PY) bench/raft_core.py
