@@ -51,13 +51,13 @@ def plot_run(events: Sequence[Event], windows: Sequence[FaultWindow], end_s: flo
             if kind == outcome and 0 <= int(time_s) < seconds:
                 counts[int(time_s)] += 1
         throughput.bar(range(seconds), counts, width=1.0, bottom=bottom, align="edge",
-                       color=colour, label=outcome)
+                       color=colour, label=outcome, zorder=2)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     for outcome, colour in OUTCOME_COLOURS.items():
         points = [(t, max(ms, 0.01)) for t, ms, kind in operations if kind == outcome]
         if points:
             latency.scatter([t for t, _ in points], [ms for _, ms in points], s=4,
-                            color=colour, label=outcome, alpha=0.6, linewidths=0)
+                            color=colour, label=outcome, alpha=0.6, linewidths=0, zorder=2)
     _shade(throughput, windows, end_s, label=True)
     _shade(latency, windows, end_s, label=False)
     throughput.set_ylabel("operations completed / s")
@@ -81,4 +81,4 @@ def _shade(axes: object, windows: Sequence[FaultWindow], end_s: float, label: bo
         labelled.add(window.nemesis)
         end = window.end_s if window.end_s is not None else end_s
         axes.axvspan(window.start_s, end, color=colour, alpha=0.3, label=name,  # type: ignore[attr-defined]
-                     linewidth=0)
+                     linewidth=0, zorder=0)
