@@ -5,8 +5,8 @@ Measures (issue 4):
   -P 1 and -P 16: operations/s, p50 and p99 (ms);
 - efficiency: CPU seconds per 1,000 operations summed over the three server processes (from
   /proc/<pid>/stat), visible even when client and servers share the machine's cores;
-- memory: resident memory of a node idle, with 10,000 open client connections, and during a
-  steady write load (sampled, it must stay flat);
+- memory: resident memory of a fresh node idle and with 10,000 open client connections, and
+  of the three nodes during a steady write load (sampled; after warm-up it must stay flat);
 - failover: SIGKILL the leader under a steady write load; time until a write succeeds again
   through another node; median and max of 10 trials.
 
@@ -108,23 +108,30 @@ def memory_with_connections(cluster: LocalCluster, connections: int) -> dict[str
 
 
 class SteadyWriter(threading.Thread):
-    """Writes in a loop through one node, recording when each acknowledged write finished."""
+    """Writes in a loop through one node, recording when each acknowledged write was sent
+    and when its acknowledgement came back."""
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.port = port
         self.stop = threading.Event()
-        self.acknowledged_at: list[float] = []
+        self.acknowledged: list[tuple[float, float]] = []  # (sent, acknowledged)
         self.errors = 0
+
+    def first_acknowledged_after(self, moment: float) -> float | None:
+        """When the first write sent after `moment` was acknowledged (a write sent before
+        it may be acknowledged after it: it does not show that writes flow again)."""
+        return next((done for sent, done in self.acknowledged if sent > moment), None)
 
     def run(self) -> None:
         client = redis.Redis(port=self.port, socket_timeout=10, retry=Retry(NoBackoff(), 0))
         index = 0
         while not self.stop.is_set():
             index += 1
+            sent = time.monotonic()
             try:
                 if client.set(f"steady:{index % 10_000}", index):
-                    self.acknowledged_at.append(time.monotonic())
+                    self.acknowledged.append((sent, time.monotonic()))
             except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
                 self.errors += 1
                 time.sleep(0.005)  # a client's retry pause, not a wait for a condition
@@ -137,12 +144,12 @@ def failover(cluster: LocalCluster, trials: int) -> dict[str, object]:
         survivor = next(n for n in cluster.node_ids if n != leader)
         writer = SteadyWriter(cluster.client_ports[survivor])
         writer.start()
-        wait_until(lambda w=writer: len(w.acknowledged_at) > 50, 30, "a steady write load")
+        wait_until(lambda w=writer: len(w.acknowledged) > 50, 30, "a steady write load")
         killed_at = time.monotonic()
         cluster.kill(leader, signal.SIGKILL)
-        wait_until(lambda w=writer, k=killed_at: w.acknowledged_at[-1] > k, 30,
-                   "writes to succeed again")
-        recovered = next(t for t in writer.acknowledged_at if t > killed_at) - killed_at
+        done = wait_until(lambda w=writer, k=killed_at: w.first_acknowledged_after(k), 30,
+                          "writes to succeed again")
+        recovered = done - killed_at
         writer.stop.set()
         writer.join()
         times.append(recovered)
@@ -168,14 +175,22 @@ def soak(cluster: LocalCluster, seconds: float) -> dict[str, object]:
             samples.append((elapsed, total))
             time.sleep(min(10.0, seconds / 20))  # the sampling period of the measurement
     finally:
-        load.send_signal(signal.SIGINT)
-        load.wait()
-    third = max(1, len(samples) // 3)
-    first = statistics.mean(m for _, m in samples[:third])
-    last = statistics.mean(m for _, m in samples[-third:])
-    print(f"  resident memory, sum of 3 nodes: first third {first:.0f} MiB, last third "
-          f"{last:.0f} MiB over {seconds:.0f} s", flush=True)
-    return {"seconds": seconds, "first_third_mib": first, "last_third_mib": last,
+        load.terminate()  # redis-benchmark ignores SIGINT while it runs
+        try:
+            load.wait(10)
+        except subprocess.TimeoutExpired:
+            load.kill()
+            load.wait()
+    # Caches and memtables fill during the first fifth; after that the sum must stay flat.
+    settled = [m for t, m in samples if t >= seconds / 5] or [samples[-1][1]]
+    third = max(1, len(settled) // 3)
+    early = statistics.mean(settled[:third])
+    late = statistics.mean(settled[-third:])
+    print(f"  resident memory, sum of 3 nodes: {samples[0][1]:.0f} MiB at start; after "
+          f"warm-up {early:.0f} MiB (first third), {late:.0f} MiB (last third), "
+          f"max {max(settled):.0f} MiB over {seconds:.0f} s", flush=True)
+    return {"seconds": seconds, "start_mib": samples[0][1], "settled_first_third_mib": early,
+            "settled_last_third_mib": late, "settled_max_mib": max(settled),
             "samples": samples}
 
 
@@ -187,6 +202,8 @@ def main() -> int:
     parser.add_argument("--failover-trials", type=int, default=10)
     parser.add_argument("--soak-seconds", type=float, default=600)
     parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--only", default="throughput,memory,failover,soak",
+                        help="comma-separated parts to run (default: all)")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     arguments = parser.parse_args()
     if arguments.quick:
@@ -198,16 +215,20 @@ def main() -> int:
             LocalCluster(Path(base), nodes=3) as cluster:
         cluster.start()
         cluster.wait_for_leader()
-        print("throughput (3 nodes, fsync on, -d 100 -r 100000 -c 50, against the leader):")
-        results["throughput"] = throughput(cluster, arguments.requests)
-        print(f"memory with {arguments.connections} connections:")
-        results["memory"] = memory_with_connections(cluster, arguments.connections)
-        print("  idle {idle_mib:.0f} MiB, with {connections} connections "
-              "{with_connections_mib:.0f} MiB".format(**results["memory"]), flush=True)
-        print(f"failover ({arguments.failover_trials} trials, SIGKILL of the leader):")
-        results["failover"] = failover(cluster, arguments.failover_trials)
-        print("  median {median_s:.3f} s, max {max_s:.3f} s".format(**results["failover"]))
-        if arguments.soak_seconds > 0:
+        parts = set(arguments.only.split(","))
+        if "memory" in parts:
+            print(f"memory with {arguments.connections} connections:")
+            results["memory"] = memory_with_connections(cluster, arguments.connections)
+            print("  idle {idle_mib:.0f} MiB, with {connections} connections "
+                  "{with_connections_mib:.0f} MiB".format(**results["memory"]), flush=True)
+        if "throughput" in parts:
+            print("throughput (3 nodes, fsync on, -d 100 -r 100000 -c 50, against the leader):")
+            results["throughput"] = throughput(cluster, arguments.requests)
+        if "failover" in parts:
+            print(f"failover ({arguments.failover_trials} trials, SIGKILL of the leader):")
+            results["failover"] = failover(cluster, arguments.failover_trials)
+            print("  median {median_s:.3f} s, max {max_s:.3f} s".format(**results["failover"]))
+        if "soak" in parts and arguments.soak_seconds > 0:
             print(f"steady write load for {arguments.soak_seconds:.0f} s:")
             results["soak"] = soak(cluster, arguments.soak_seconds)
     if arguments.json:

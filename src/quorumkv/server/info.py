@@ -116,10 +116,22 @@ def _replication(node: ServerNode, clients: ClientServer) -> list[str]:
 
 def _keyspace(node: ServerNode, clients: ClientServer) -> list[str]:
     """Keys as this node has applied them (not a linearizable read; DBSIZE is one)."""
-    if DATA_SHARD not in node.host.shard_ids():
-        return []
-    keys = key_count(ReadView(node.host.store.shard(DATA_SHARD)))
+    keys = store_figures(node).get("keys", 0)
     return [f"db0:keys={keys}"] if keys else []
+
+
+def store_figures(node: ServerNode) -> dict[str, int]:
+    """Figures read from the store: key count, each shard's first log index. The store is
+    read only while no Ready cycle runs on the worker thread (host_gate.py); meanwhile the
+    figures of the last read are reported."""
+    if node.gate.busy:
+        return node.last_store_figures
+    store = node.host.store
+    figures = {f"log_first_index_{s}": store.log(s).first_index() for s in node.host.shard_ids()}
+    if DATA_SHARD in node.host.shard_ids():
+        figures["keys"] = key_count(ReadView(store.shard(DATA_SHARD)))
+    node.last_store_figures = figures
+    return figures
 
 
 def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
@@ -129,8 +141,9 @@ def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
         f"cluster_id:{membership.cluster_id}",
         f"shards:{','.join(str(s) for s in node.host.shard_ids())}",
     ]
+    figures = store_figures(node)
     for shard_id, status in node.host.status().items():
-        first_index = node.host.store.log(shard_id).first_index()
+        first_index = figures.get(f"log_first_index_{shard_id}", 0)
         lines.append(
             f"shard_{shard_id}:role={status['role']},leader={status['leader']},"
             f"term={status['term']},commit={status['commit']},applied={status['applied']},"

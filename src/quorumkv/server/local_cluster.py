@@ -23,6 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 STOP_TIMEOUT_S = 15.0
 """How long a graceful stop may take before the cluster kills the process."""
@@ -79,8 +82,8 @@ def shard_status(fields: dict[str, str], shard_id: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in line.split(",") if "=" in item)
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str,
-               poll_s: float = 0.02) -> object:
+def wait_until(condition: Callable[[], T], timeout_s: float, what: str,
+               poll_s: float = 0.02) -> T:
     """Poll `condition` until it returns something truthy; raise TimeoutError naming `what`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -227,7 +230,7 @@ class LocalCluster:
     def wait_for_leader(self, shard_id: int = 1, timeout_s: float = 30.0) -> int:
         leader = wait_until(lambda: self.leader(shard_id), timeout_s,
                             f"the nodes to agree on a leader of shard {shard_id}")
-        return int(leader)  # type: ignore[call-overload]
+        return leader
 
     def applied_index(self, node_id: int, shard_id: int = 1) -> int:
         status = shard_status(info_fields(self.client_ports[node_id]), shard_id)

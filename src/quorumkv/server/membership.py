@@ -39,8 +39,9 @@ class Membership:
         peers = [[e.node_id, str(e.peer_address),
                   str(e.client_address) if e.client_address else ""]
                  for e in sorted(self.peers.values(), key=lambda e: e.node_id)]
-        return msgpack.packb([MEMBERSHIP_FORMAT_VERSION, self.cluster_id, self.node_id, peers],
-                             use_bin_type=True)
+        encoded: bytes = msgpack.packb(
+            [MEMBERSHIP_FORMAT_VERSION, self.cluster_id, self.node_id, peers], use_bin_type=True)
+        return encoded
 
     @staticmethod
     def decode(data: bytes, where: str) -> Membership:

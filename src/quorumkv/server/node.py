@@ -100,6 +100,7 @@ class ServerNode:
         self._stop = asyncio.Event()
         self._stopping = False
         self.exit_code = 0
+        self.last_store_figures: dict[str, int] = {}  # info.store_figures
         self.ticks = 0
         self.drives = 0
 

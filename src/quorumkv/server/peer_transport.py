@@ -30,8 +30,8 @@ import enum
 import logging
 import struct
 from collections import deque
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from quorumkv import limits
 from quorumkv.codec.peer import (
@@ -319,8 +319,8 @@ class PeerTransport:
         for outbound in self._raft.values():
             outbound.dial()
 
-    def spawn(self, coroutine: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
