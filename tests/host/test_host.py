@@ -119,3 +119,18 @@ def test_an_expired_key_is_deleted_by_the_leader_on_every_replica() -> None:
     def gone_everywhere() -> bool:
         return all(not cluster.stores[n].shard(1).scan(b"", None, 10) for n in cluster.hosts)
     cluster.run_until(gone_everywhere)
+
+
+def test_reads_on_two_followers_at_once_each_get_their_own_answer() -> None:
+    """Reads submitted on two followers in the same round are forwarded to the leader and each
+    completes with the value (their read contexts do not collide at the leader)."""
+    cluster = Cluster(3)
+    leader = elect(cluster)
+    cluster.call(leader, b"SET", b"k", b"v")
+    followers = [n for n in cluster.hosts if n != leader]
+    cluster.run_until(lambda: all(cluster.hosts[f].leader_of(1) == leader for f in followers))
+    results: dict[int, list[object]] = {f: [] for f in followers}
+    for follower in followers:
+        cluster.hosts[follower].submit(1, b"GET", (b"k",), results[follower].append)
+    cluster.run_until(lambda: all(results.values()))
+    assert [results[f][0] for f in followers] == [b"v", b"v"]

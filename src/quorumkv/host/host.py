@@ -247,7 +247,9 @@ class Host:
         replica.proposals[index] = (term, done)
 
     def _read(self, replica: Replica, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
-        context = self._next_read_context.to_bytes(8, "big")
+        # Unique across the group: a follower's read index request is forwarded to the
+        # leader, which tells requests apart by context alone.
+        context = self.node_id.to_bytes(8, "big") + self._next_read_context.to_bytes(8, "big")
         self._next_read_context += 1
         try:
             replica.node.read_index(context)
