@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quorumkv.cluster.metadata import ClusterMetadata, Member, Shard, make_member, problems
-from quorumkv.cluster.placement import place_shards
+from quorumkv.cluster.placement import leader_transfers, place_shards
 from quorumkv.cluster.slots import SLOT_COUNT
+from quorumkv.cluster.view import ClusterView
 from quorumkv.errors import InvalidPlacement
 
 
@@ -103,3 +104,18 @@ def test_impossible_placements_are_refused(nodes: int, count: int, factor: int,
         place_shards(members, count, factor)
     with pytest.raises(InvalidPlacement, match="repeat"):
         place_shards([make_member(1, "h:1", "h:2")] * 2)
+
+
+def test_leaders_move_to_their_preferred_nodes() -> None:
+    """A node leading shards preferred elsewhere hands them over, unless the preferred node is
+    down; it keeps the ones it is preferred for."""
+    members = [make_member(n, "h:1", "h:2") for n in (1, 2, 3)]
+    shards = {s.shard_id: s for s in place_shards(members, 6, 3)}
+    metadata = ClusterMetadata("c", 1, {m.node_id: m for m in members}, shards)
+    view = ClusterView(metadata, 1, {shard_id: 1 for shard_id in shards})
+    expected = [(s, shards[s].preferred_leader) for s in range(1, 7)
+                if shards[s].preferred_leader != 1]
+    assert leader_transfers(view) == expected
+    down = view.observe(down_nodes=frozenset({2}))
+    assert leader_transfers(down) == [(s, n) for s, n in expected if n != 2]
+    assert leader_transfers(ClusterView(metadata, 2, {s: 1 for s in shards})) == []

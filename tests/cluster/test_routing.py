@@ -68,6 +68,22 @@ def test_no_known_leader_waits(cluster: Cluster) -> None:
     assert cluster.decide(1, CLUSTER, "GET", key) == routing.NoLeader(2)
 
 
+def test_shards_hosted_elsewhere_go_to_their_likely_leader() -> None:
+    """Without a known leader, a node hosting no replica of the shard sends the command (or,
+    for a cluster client, the client) to the shard's preferred leader instead of waiting."""
+    cluster = Cluster(nodes=5, shards=10, factor=3)
+    shard = cluster.shard(1)
+    key = keys_on(cluster, 1, 1)[0]
+    stranger = next(n for n in range(1, 6) if n not in shard.node_ids())
+    host = next(n for n in shard.node_ids() if n != shard.preferred_leader)
+    cluster.leaders[1] = 0
+    assert cluster.decide(stranger, routing.PLAIN, "GET", key) == routing.Forward(
+        1, shard.preferred_leader)
+    assert cluster.decide(stranger, CLUSTER, "GET", key) == routing.Moved(
+        key_slot(key.encode()), f"127.0.0.1:{7000 + shard.preferred_leader}")
+    assert cluster.decide(host, routing.PLAIN, "GET", key) == routing.NoLeader(1)
+
+
 def test_multi_key_reads_and_deletes_split_across_shards(cluster: Cluster) -> None:
     """MGET, EXISTS, DEL and UNLINK over several shards are split and gathered in order."""
     keys = [keys_on(cluster, s, 2, prefix=f"s{s}-")[i] for i in (0, 1) for s in (1, 2, 3, 4)]

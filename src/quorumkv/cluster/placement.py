@@ -20,6 +20,10 @@ runs it on the same inputs gets the same plan, and tests can check it exhaustive
 
 No node hosts two replicas of a shard. Replica ids equal node ids at bootstrap (the host runs
 replica id = node id today); later replicas take fresh ids.
+
+Raft elects whichever replica times out first, so the preferred leaders are reached by
+leadership transfer: `leader_transfers(view)` lists, for one node, the shards it leads that
+should be led elsewhere.
 """
 
 from __future__ import annotations
@@ -27,9 +31,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quorumkv import limits
-from quorumkv.cluster.metadata import METADATA_SHARD_ID, Member, Replica, Shard, make_shard
+from quorumkv.cluster.metadata import (
+    METADATA_SHARD_ID,
+    Member,
+    Replica,
+    ReplicaRole,
+    Shard,
+    make_shard,
+)
 from quorumkv.cluster.slot_ranges import SlotRange
 from quorumkv.cluster.slots import SLOT_COUNT
+from quorumkv.cluster.view import ClusterView
 from quorumkv.errors import InvalidPlacement
 from quorumkv.invariant import invariant
 
@@ -92,31 +104,33 @@ class _Followers:
         self.factor = factor
         self.zones = zones
         self.need = _follower_targets(nodes, leaders, factor)
-        # Shards from the current one on that each node does not lead (where it may follow).
-        self.open_rows = {node: len(leaders) - leaders.count(node) for node in nodes}
+        self.index = {node: i for i, node in enumerate(nodes)}
+        # Shards from the current one on, and how many of them each node leads: a node may
+        # follow in (remaining - remaining_led[node]) of them.
+        self.remaining = len(leaders)
+        self.remaining_led = {node: leaders.count(node) for node in nodes}
 
     def place(self) -> list[list[int]]:
         placed = []
         for leader in self.leaders:
             placed.append(self._followers_of(leader))
-            for node in self.nodes:
-                if node != leader:
-                    self.open_rows[node] -= 1
+            self.remaining -= 1
+            self.remaining_led[leader] -= 1
         invariant(not any(self.need.values()), "placement left replica targets unmet")
         return placed
 
     def _followers_of(self, leader: int) -> list[int]:
         chosen: list[int] = []
         used_zones = {self.zones[leader]}
-        position = {node: (i - self.nodes.index(leader)) % len(self.nodes)
-                    for i, node in enumerate(self.nodes)}
+        first = self.index[leader]
         for _ in range(self.factor - 1):
             candidates = [n for n in self.nodes
                           if n != leader and n not in chosen and self.need[n] > 0]
             invariant(candidates, "placement ran out of nodes needing replicas")
             best = min(candidates, key=lambda n: (
-                self.open_rows[n] - self.need[n], self.zones[n] in used_zones,
-                -self.need[n], position[n]))
+                self.remaining - self.remaining_led[n] - self.need[n],
+                self.zones[n] in used_zones, -self.need[n],
+                (self.index[n] - first) % len(self.nodes)))
             chosen.append(best)
             used_zones.add(self.zones[best])
             self.need[best] -= 1
@@ -147,3 +161,19 @@ def _metadata_shard(nodes: list[int], shards: list[Shard], factor: int) -> Shard
     leader = min(chosen, key=lambda node: (led[node], node))
     return make_shard(METADATA_SHARD_ID, (), [Replica(node, node) for node in chosen],
                       preferred_leader=leader)
+
+
+def leader_transfers(view: ClusterView) -> list[tuple[int, int]]:
+    """(shard id, node id) for each shard this node leads whose preferred leader is another
+    voter not known to be down: the host hands leadership over (Raft's leadership transfer),
+    which is how bootstrap's even spread of leaders is reached and restored after failures."""
+    transfers = []
+    for shard in view.metadata.data_shards():
+        if view.leader_of(shard.shard_id) != view.node_id:
+            continue
+        preferred = shard.replica_on(shard.preferred_leader)
+        if (preferred is not None and preferred.node_id != view.node_id
+                and preferred.role is ReplicaRole.VOTER
+                and preferred.node_id not in view.down_nodes):
+            transfers.append((shard.shard_id, preferred.node_id))
+    return transfers

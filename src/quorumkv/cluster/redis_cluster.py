@@ -30,6 +30,7 @@ machine answers it with `count_keys_in_slot` / `keys_in_slot`, state_machines.py
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -58,6 +59,7 @@ GET_KEYS_IN_SLOT = b"QKV.GETKEYSINSLOT"
 """Internal read of a data shard: up to N keys stored in one slot."""
 
 
+@functools.lru_cache(maxsize=4096)
 def node_name(cluster_id: str, node_id: int) -> str:
     """The 40-hex-digit name Redis clients know node `node_id` by, stable for the cluster."""
     return hashlib.sha1(f"quorumkv:{cluster_id}:{node_id}".encode()).hexdigest()

@@ -20,6 +20,12 @@ of the cluster (view.py) and the connection's mode:
   `stale_read`: it may miss the latest writes);
 - a slot no shard owns is answered -CLUSTERDOWN Hash slot not served.
 
+A node learns the leaders of the shards it hosts from its own replicas. For a shard it does not
+host and whose leader it has not heard of, it sends the command (or the client, with MOVED) to
+the replica most likely to lead (`ClusterView.acting_leader`: the preferred leader), which
+serves it or points onward to the leader it knows; only an election among its own replicas is
+waited for (`NoLeader`).
+
 The order of checks follows Redis: unknown command and arity first, then the first key's slot
 (unassigned: CLUSTERDOWN), then the other keys' slots (CROSSSLOT), then the redirection.
 Command-specific syntax is checked where the command runs, as in Redis.
@@ -211,10 +217,21 @@ def _redirect(view: ClusterView, mode: ConnectionMode, name: bytes,
         return Local(shard.shard_id)
     if mode.readonly and not kv_commands.is_write(name) and view.hosts(shard):
         return Local(shard.shard_id, stale_read=True)
-    member = view.member(leader) if leader else None
+    target = _leader_or_guess(view, shard)
+    member = view.member(target) if target else None
     if member is None:
         return NoLeader(shard.shard_id)
     return Moved(slot, member.client_address)
+
+
+def _leader_or_guess(view: ClusterView, shard: Shard) -> int:
+    """The shard's leader if known; else, when no replica here will learn it, the replica
+    most likely to lead (view.acting_leader), which serves the command or points onward.
+    0 when an election among this node's own replicas must be awaited."""
+    leader = view.leader_of(shard.shard_id)
+    if leader and view.member(leader) is not None:
+        return leader
+    return 0 if view.hosts(shard) else view.acting_leader(shard)
 
 
 def _serve(view: ClusterView, name: bytes, keys: list[bytes]) -> Decision:
@@ -235,12 +252,10 @@ def _serve(view: ClusterView, name: bytes, keys: list[bytes]) -> Decision:
 
 
 def _at_shard(view: ClusterView, shard: Shard) -> Decision:
-    leader = view.leader_of(shard.shard_id)
-    if leader == view.node_id:
+    if view.leader_of(shard.shard_id) == view.node_id:
         return Local(shard.shard_id)
-    if leader and view.member(leader) is not None:
-        return Forward(shard.shard_id, leader)
-    return NoLeader(shard.shard_id)
+    target = _leader_or_guess(view, shard)
+    return Forward(shard.shard_id, target) if target else NoLeader(shard.shard_id)
 
 
 def _cross_shard_refusal(name: bytes) -> ErrorReply:
