@@ -126,6 +126,7 @@ class Host:
         self._sender = SnapshotSender(store, node_id, self.config.snapshot_chunk_bytes_max)
         self._receiver = SnapshotReceiver(store, node_id)
         self._next_read_context = 1
+        self._read_context_prefix = node_id.to_bytes(8, "big") + clock_ms().to_bytes(8, "big")
         self._ticks = 0
         self._stall: _Stall | None = None
         self._completions: list[tuple[Done, object]] = []
@@ -247,9 +248,9 @@ class Host:
         replica.proposals[index] = (term, done)
 
     def _read(self, replica: Replica, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
-        # Unique across the group: a follower's read index request is forwarded to the
-        # leader, which tells requests apart by context alone.
-        context = self.node_id.to_bytes(8, "big") + self._next_read_context.to_bytes(8, "big")
+        # Unique across the group and across restarts: a follower's read index request is
+        # forwarded to the leader, which tells requests apart by context alone.
+        context = self._read_context_prefix + self._next_read_context.to_bytes(8, "big")
         self._next_read_context += 1
         try:
             replica.node.read_index(context)
