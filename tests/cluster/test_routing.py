@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from quorumkv.cluster import routing
 from quorumkv.cluster.fan_out import Gather
-from quorumkv.cluster.metadata import ClusterMetadata, make_shard
+from quorumkv.cluster.metadata import ClusterMetadata, Replica, ReplicaRole, make_shard
 from quorumkv.cluster.routing import ClientRouting, ConnectionMode, mode_after
 from quorumkv.cluster.slots import key_slot
 from quorumkv.kv.reply import OK, ErrorReply, Reply
@@ -144,8 +144,8 @@ def test_cross_slot_is_refused_even_on_one_shard(cluster: Cluster) -> None:
 
 
 def test_readonly_reads_may_use_a_follower() -> None:
-    """After READONLY a read runs on a follower here (possibly stale); a write, or a read on
-    a node without a replica, is redirected to the leader."""
+    """After READONLY a read runs on a voting follower here (possibly stale); a write, or a
+    read on a node without a voting replica, is redirected to the leader."""
     cluster = Cluster(nodes=5, shards=10, factor=3)
     shard = cluster.shard(1)
     key = keys_on(cluster, 1, 1)[0]
@@ -157,6 +157,11 @@ def test_readonly_reads_may_use_a_follower() -> None:
     assert cluster.decide(follower, READONLY, "SET", key, "v") == routing.Moved(
         slot, leader_address)
     assert cluster.decide(follower, CLUSTER, "GET", key) == routing.Moved(slot, leader_address)
+    assert cluster.decide(stranger, READONLY, "GET", key) == routing.Moved(slot, leader_address)
+    shards = dict(cluster.metadata.shards)
+    shards[1] = make_shard(1, shard.slot_ranges, shard.replicas + (
+        Replica(stranger, 99, ReplicaRole.LEARNER),), shard.epoch + 1, shard.preferred_leader)
+    cluster.metadata = ClusterMetadata("c", 2, cluster.metadata.members, shards)
     assert cluster.decide(stranger, READONLY, "GET", key) == routing.Moved(slot, leader_address)
 
 

@@ -16,8 +16,8 @@ of the cluster (view.py) and the connection's mode:
   treated as Redis Cluster treats its clients: keys in different slots are refused with
   -CROSSSLOT (even on one shard), a key whose shard this node does not lead is answered
   `-MOVED slot host:port` naming the leader, keyless commands concern this node only (the
-  shards it leads), and after READONLY a read may run on a follower here (`Local` with
-  `stale_read`: it may miss the latest writes);
+  shards it leads), and after READONLY a read may run on a voting follower here (`Local`
+  with `stale_read`: it may miss the latest writes);
 - a slot no shard owns is answered -CLUSTERDOWN Hash slot not served.
 
 A node learns the leaders of the shards it hosts from its own replicas. For a shard it does not
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from quorumkv.cluster.fan_out import Gather, Part, same_command, split_keys
-from quorumkv.cluster.metadata import Shard
+from quorumkv.cluster.metadata import ReplicaRole, Shard
 from quorumkv.cluster.scan_cursor import ScanStep, plan_scan
 from quorumkv.cluster.slots import key_slot
 from quorumkv.cluster.view import ClusterView
@@ -215,13 +215,20 @@ def _redirect(view: ClusterView, mode: ConnectionMode, name: bytes,
     leader = view.leader_of(shard.shard_id)
     if leader == view.node_id:
         return Local(shard.shard_id)
-    if mode.readonly and not kv_commands.is_write(name) and view.hosts(shard):
+    if mode.readonly and not kv_commands.is_write(name) and _voter_here(view, shard):
         return Local(shard.shard_id, stale_read=True)
     target = _leader_or_guess(view, shard)
     member = view.member(target) if target else None
     if member is None:
         return NoLeader(shard.shard_id)
     return Moved(slot, member.client_address)
+
+
+def _voter_here(view: ClusterView, shard: Shard) -> bool:
+    """Whether this node has a voting replica of `shard` (a learner may still be receiving
+    its first snapshot: it does not serve reads)."""
+    replica = shard.replica_on(view.node_id)
+    return replica is not None and replica.role is ReplicaRole.VOTER
 
 
 def _leader_or_guess(view: ClusterView, shard: Shard) -> int:
