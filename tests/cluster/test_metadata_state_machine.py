@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,10 +14,12 @@ from quorumkv.cluster.metadata import (
     Replica,
     ReplicaRole,
     decode_metadata,
+    encode_record,
     make_member,
     problems,
 )
 from quorumkv.cluster.slot_ranges import SlotRange, slot_total
+from quorumkv.errors import CorruptStorage
 from quorumkv.kv.command import Command
 from quorumkv.kv.reply import OK, ErrorReply, Reply
 from quorumkv.kv.store import MemoryKeyValueStore
@@ -243,3 +246,19 @@ def test_validate_and_read_on_shard_zero() -> None:
     assert msm.validate(b"GET", (b"k",)) is not None
     assert msm.is_write(msm.METADATA_WRITE) and not msm.is_write(msm.METADATA_READ)
     assert isinstance(msm.read(MemoryKeyValueStore(), b"GET", (b"k",), NOW_MS), ErrorReply)
+
+
+def test_damaged_records_are_reported_not_misread() -> None:
+    """A stored record with a bad checksum or a wrong shape raises CorruptStorage."""
+    store, _ = bootstrapped(2, 2)
+    store.put(msm.member_key(1), store.get(msm.member_key(1))[:-1] + b"?")  # type: ignore[index]
+    with pytest.raises(CorruptStorage, match="checksum"):
+        msm.load_metadata(store)
+    store, _ = bootstrapped(2, 2)
+    store.put(msm.CLUSTER_KEY, encode_record(["c", "not an epoch"]))
+    with pytest.raises(CorruptStorage, match="cluster record"):
+        msm.load_metadata(store)
+    store.put(msm.CLUSTER_KEY, encode_record(["c", 1]))
+    store.put(msm.shard_key(1), encode_record([1, 2]))
+    with pytest.raises(CorruptStorage, match="shard"):
+        msm.load_metadata(store)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack  # type: ignore[import-untyped,unused-ignore]
 
@@ -62,7 +62,7 @@ from quorumkv.cluster.metadata import (
     shard_problem,
 )
 from quorumkv.cluster.slot_ranges import SlotRange, format_ranges, normalize, overlap, subtract
-from quorumkv.errors import InvalidCommand
+from quorumkv.errors import CorruptStorage, InvalidCommand
 from quorumkv.kv.command import Command
 from quorumkv.kv.reply import OK, ErrorReply, Reply, arity_error, unknown_command_error
 from quorumkv.kv.store import KeyValueStore
@@ -74,6 +74,8 @@ METADATA_WRITE = b"QKV.METADATA"
 
 METADATA_READ = b"QKV.METADATA-READ"
 """The read answering the whole metadata as one encoded record (nil before bootstrap)."""
+
+_Record = TypeVar("_Record")
 
 CLUSTER_KEY = b"mc"
 MEMBER_PREFIX = b"mm"
@@ -158,7 +160,7 @@ MetadataCommand = (BootstrapCluster | AddMember | UpdateMemberAddress | SetMembe
 
 
 def _replicas_body(replicas: tuple[Replica, ...]) -> list[Any]:
-    return shard_body(Shard(0, (), replicas))[2]  # type: ignore[no-any-return]
+    return [[r.node_id, r.replica_id, r.role.value] for r in replicas]
 
 
 def _replicas_from(body: Any) -> tuple[Replica, ...]:
@@ -287,32 +289,43 @@ def _scan_prefix(store: KeyValueStore, prefix: bytes) -> list[bytes]:
         start = rows[-1][0] + b"\0"
 
 
+def _decoded(raw: bytes, what: str, parse: Callable[[Any], _Record]) -> _Record:
+    """`parse` of the record `raw`; a record that is framed right but shaped wrong is as
+    corrupt as one that fails its checksum."""
+    try:
+        return parse(decode_record(raw, what))
+    except (ValueError, TypeError) as error:
+        raise CorruptStorage("cluster metadata", f"{what}: {error}") from error
+
+
+def _cluster_fields(body: Any) -> tuple[str, int]:
+    cluster_id, epoch = body
+    return _text(cluster_id), _integer(epoch)
+
+
 def _cluster_record(store: KeyValueStore) -> tuple[str, int] | None:
     raw = store.get(CLUSTER_KEY)
-    if raw is None:
-        return None
-    cluster_id, epoch = decode_record(raw, "cluster record")
-    return str(cluster_id), int(epoch)
+    return None if raw is None else _decoded(raw, "cluster record", _cluster_fields)
 
 
 def _load_member(store: KeyValueStore, node_id: int) -> Member | None:
     raw = store.get(member_key(node_id))
-    return None if raw is None else member_from_body(decode_record(raw, f"member {node_id}"))
+    return None if raw is None else _decoded(raw, f"member {node_id}", member_from_body)
 
 
 def _load_shard(store: KeyValueStore, shard_id: int) -> Shard | None:
     raw = store.get(shard_key(shard_id))
-    return None if raw is None else shard_from_body(decode_record(raw, f"shard {shard_id}"))
+    return None if raw is None else _decoded(raw, f"shard {shard_id}", shard_from_body)
 
 
 def _load_members(store: KeyValueStore) -> dict[int, Member]:
-    members = [member_from_body(decode_record(raw, "member"))
+    members = [_decoded(raw, "member", member_from_body)
                for raw in _scan_prefix(store, MEMBER_PREFIX)]
     return {member.node_id: member for member in members}
 
 
 def _load_shards(store: KeyValueStore) -> dict[int, Shard]:
-    shards = [shard_from_body(decode_record(raw, "shard"))
+    shards = [_decoded(raw, "shard", shard_from_body)
               for raw in _scan_prefix(store, SHARD_PREFIX)]
     return {shard.shard_id: shard for shard in shards}
 
