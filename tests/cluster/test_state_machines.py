@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from quorumkv.cluster import metadata_commands as mc
 from quorumkv.cluster import metadata_state_machine as msm
 from quorumkv.cluster.redis_cluster import COUNT_KEYS_IN_SLOT, GET_KEYS_IN_SLOT
 from quorumkv.cluster.slots import key_slot
@@ -16,11 +17,11 @@ NOW_MS = 1_700_000_000_000
 
 
 def test_shard_zero_is_the_metadata_state_machine() -> None:
-    """state_machine_for(0) applies metadata commands; any other shard applies kv commands."""
+    """state_machine_for(0) applies metadata commands; any other shard applies kv mc."""
     assert state_machine_for(0) is METADATA
     assert state_machine_for(1) is DATA and state_machine_for(77) is DATA
     placed = metadata_for(3, 3)
-    bootstrap = msm.metadata_command(msm.BootstrapCluster(
+    bootstrap = mc.metadata_command(mc.BootstrapCluster(
         "c", tuple(placed.members.values()), tuple(placed.shards.values())), NOW_MS)
     store = MemoryKeyValueStore()
     assert METADATA.validate(bootstrap.name, bootstrap.args) is None

@@ -1,24 +1,21 @@
-"""The state machine of shard 0: commands that change the cluster metadata, applied in log order.
+"""The state machine of shard 0: metadata commands applied in log order, and reads.
 
-Theory of operation. Every change of the topology is one command proposed to shard 0:
-bootstrap-cluster, add-member, update-member-address, set-member-state, remove-member,
-create-shard, set-shard-replicas, assign-slots, remove-shard. A command is a versioned msgpack
-record (`encode_metadata_command` / `decode_metadata_command`) carried in the ordinary command
-record of the log (kv/command.py) under the internal name QKV.METADATA, so the host applies
-shard 0's entries exactly as it applies the others and only picks another `apply`
-(cluster/state_machines.py).
+Theory of operation. The commands (metadata_commands.py) travel in the log under the internal
+name QKV.METADATA inside the ordinary command record, so the host applies shard 0's entries
+exactly as it applies the others and only picks another `apply` (state_machines.py).
 
 `apply(store, command)` is deterministic and never raises on bad input: a command that does
 not decode or does not fit the current metadata changes nothing and answers an error reply;
-one that fits answers +OK. Each command checks everything before it writes, so an error never
-leaves half a change behind. Every change bumps the cluster epoch; a change of a shard's
-replicas or slots bumps that shard's epoch.
+one that fits answers +OK. Each command checks everything before it writes (its writes are
+collected and made only on success), so an error never leaves half a change behind. Every
+change bumps the cluster epoch; a change of a shard's replicas or slots bumps that shard's
+epoch.
 
 Commands that change a shard carry the epoch their planner read (`expected_epoch`): if the
 shard has changed since, the command is refused with a STALEEPOCH error, so two planners
 working from the same old metadata cannot overwrite each other's decision: the second one reads
 again and plans again (compare-and-set). assign-slots names the epoch of every shard it takes
-slots from as well.
+slots from as well, and is refused if a current owner of those slots is not named.
 
 The metadata lives in shard 0's key space, one key per member and per shard, so a change writes
 only what it changes:
@@ -35,18 +32,13 @@ node that hosts no replica of shard 0 learns the topology.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
-
-import msgpack  # type: ignore[import-untyped,unused-ignore]
 
 from quorumkv import limits
 from quorumkv.cluster.metadata import (
     METADATA_SHARD_ID,
     ClusterMetadata,
     Member,
-    MemberState,
-    Replica,
     Shard,
     decode_record,
     encode_metadata,
@@ -61,16 +53,24 @@ from quorumkv.cluster.metadata import (
     shard_from_body,
     shard_problem,
 )
+from quorumkv.cluster.metadata_commands import (
+    METADATA_WRITE,
+    AddMember,
+    AssignSlots,
+    BootstrapCluster,
+    CreateShard,
+    RemoveMember,
+    RemoveShard,
+    SetMemberState,
+    SetShardReplicas,
+    UpdateMemberAddress,
+    decode_metadata_command,
+)
 from quorumkv.cluster.slot_ranges import SlotRange, format_ranges, normalize, overlap, subtract
 from quorumkv.errors import CorruptStorage, InvalidCommand
 from quorumkv.kv.command import Command
 from quorumkv.kv.reply import OK, ErrorReply, Reply, arity_error, unknown_command_error
 from quorumkv.kv.store import KeyValueStore
-
-METADATA_COMMAND_FORMAT_VERSION = 1
-
-METADATA_WRITE = b"QKV.METADATA"
-"""The command name under which metadata commands travel in the log."""
 
 METADATA_READ = b"QKV.METADATA-READ"
 """The read answering the whole metadata as one encoded record (nil before bootstrap)."""
@@ -80,186 +80,6 @@ _Record = TypeVar("_Record")
 CLUSTER_KEY = b"mc"
 MEMBER_PREFIX = b"mm"
 SHARD_PREFIX = b"ms"
-
-
-# ---- commands ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BootstrapCluster:
-    """Create the cluster: its first members and shards (each shard at epoch 1)."""
-
-    cluster_id: str
-    members: tuple[Member, ...]
-    shards: tuple[Shard, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AddMember:
-    member: Member
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateMemberAddress:
-    node_id: int
-    client_address: str
-    peer_address: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetMemberState:
-    node_id: int
-    state: MemberState
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveMember:
-    """Remove a member that hosts no replica any more."""
-
-    node_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class CreateShard:
-    """A new shard owning no slots yet, at epoch 1."""
-
-    shard_id: int
-    replicas: tuple[Replica, ...]
-    preferred_leader: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SetShardReplicas:
-    shard_id: int
-    replicas: tuple[Replica, ...]
-    preferred_leader: int
-    expected_epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class AssignSlots:
-    """Give `slot_ranges` to shard `shard_id`. Every shard owning some of those slots now must
-    be named in `donor_epochs` as (shard id, its expected epoch); it loses them."""
-
-    shard_id: int
-    slot_ranges: tuple[SlotRange, ...]
-    expected_epoch: int
-    donor_epochs: tuple[tuple[int, int], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveShard:
-    """Remove a shard that owns no slots any more."""
-
-    shard_id: int
-    expected_epoch: int
-
-
-MetadataCommand = (BootstrapCluster | AddMember | UpdateMemberAddress | SetMemberState
-                   | RemoveMember | CreateShard | SetShardReplicas | AssignSlots | RemoveShard)
-
-
-def _replicas_body(replicas: tuple[Replica, ...]) -> list[Any]:
-    return [[r.node_id, r.replica_id, r.role.value] for r in replicas]
-
-
-def _replicas_from(body: Any) -> tuple[Replica, ...]:
-    return shard_from_body([0, [], body, 1, 0]).replicas
-
-
-def _ranges_from(body: Any) -> tuple[SlotRange, ...]:
-    return shard_from_body([0, body, [], 1, 0]).slot_ranges
-
-
-def _integer_pairs(body: Any) -> tuple[tuple[int, int], ...]:
-    if not isinstance(body, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) for p in body):
-        raise ValueError("donor epochs must be a list of [shard id, epoch] pairs")
-    return tuple((p[0], p[1]) for p in body)
-
-
-_ENCODERS: dict[type, tuple[str, Callable[[Any], list[Any]]]] = {
-    BootstrapCluster: ("bootstrap-cluster", lambda c: [
-        c.cluster_id, [member_body(m) for m in c.members], [shard_body(s) for s in c.shards]]),
-    AddMember: ("add-member", lambda c: [member_body(c.member)]),
-    UpdateMemberAddress: ("update-member-address",
-                          lambda c: [c.node_id, c.client_address, c.peer_address]),
-    SetMemberState: ("set-member-state", lambda c: [c.node_id, c.state.value]),
-    RemoveMember: ("remove-member", lambda c: [c.node_id]),
-    CreateShard: ("create-shard", lambda c: [
-        c.shard_id, _replicas_body(c.replicas), c.preferred_leader]),
-    SetShardReplicas: ("set-shard-replicas", lambda c: [
-        c.shard_id, _replicas_body(c.replicas), c.preferred_leader, c.expected_epoch]),
-    AssignSlots: ("assign-slots", lambda c: [
-        c.shard_id, [list(r) for r in c.slot_ranges], c.expected_epoch,
-        [list(p) for p in c.donor_epochs]]),
-    RemoveShard: ("remove-shard", lambda c: [c.shard_id, c.expected_epoch]),
-}
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r:.80} is not a string")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if type(value) is not int:
-        raise ValueError(f"{value!r:.80} is not an integer")
-    return value
-
-
-_DECODERS: dict[str, tuple[int, Callable[..., MetadataCommand]]] = {
-    "bootstrap-cluster": (3, lambda cluster_id, members, shards: BootstrapCluster(
-        _text(cluster_id), tuple(member_from_body(m) for m in members),
-        tuple(shard_from_body(s) for s in shards))),
-    "add-member": (1, lambda member: AddMember(member_from_body(member))),
-    "update-member-address": (3, lambda node, client, peer: UpdateMemberAddress(
-        _integer(node), _text(client), _text(peer))),
-    "set-member-state": (2, lambda node, state: SetMemberState(_integer(node),
-                                                               MemberState(state))),
-    "remove-member": (1, lambda node: RemoveMember(_integer(node))),
-    "create-shard": (3, lambda shard, replicas, preferred: CreateShard(
-        _integer(shard), _replicas_from(replicas), _integer(preferred))),
-    "set-shard-replicas": (4, lambda shard, replicas, preferred, epoch: SetShardReplicas(
-        _integer(shard), _replicas_from(replicas), _integer(preferred), _integer(epoch))),
-    "assign-slots": (4, lambda shard, ranges, epoch, donors: AssignSlots(
-        _integer(shard), _ranges_from(ranges), _integer(epoch), _integer_pairs(donors))),
-    "remove-shard": (2, lambda shard, epoch: RemoveShard(_integer(shard), _integer(epoch))),
-}
-
-
-def encode_metadata_command(command: MetadataCommand) -> bytes:
-    """The versioned msgpack record of `command`: [version, kind, field...]."""
-    kind, fields = _ENCODERS[type(command)]
-    return msgpack.packb(  # type: ignore[no-any-return,unused-ignore]
-        [METADATA_COMMAND_FORMAT_VERSION, kind, *fields(command)], use_bin_type=True)
-
-
-def decode_metadata_command(data: bytes) -> MetadataCommand:
-    """The command `encode_metadata_command` produced `data` from; raises InvalidCommand."""
-    try:
-        record = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception as error:  # msgpack raises several unrelated types on garbage
-        raise InvalidCommand(f"metadata command is not msgpack ({error})") from error
-    if not isinstance(record, list) or len(record) < 2:
-        raise InvalidCommand("a metadata command is a list [version, kind, field...]")
-    version, kind, fields = record[0], record[1], record[2:]
-    if version != METADATA_COMMAND_FORMAT_VERSION or type(version) is not int:
-        raise InvalidCommand(f"metadata command format version {version!r} (this build reads "
-                             f"{METADATA_COMMAND_FORMAT_VERSION})")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
-    if decoder is None or len(fields) != decoder[0]:
-        raise InvalidCommand(f"unknown metadata command {kind!r:.80} with {len(fields)} fields")
-    try:
-        return decoder[1](*fields)
-    except (ValueError, TypeError) as error:
-        raise InvalidCommand(f"metadata command {kind}: {error}") from error
-
-
-def metadata_command(command: MetadataCommand, timestamp_ms: int) -> Command:
-    """The log command carrying `command` (propose it to shard 0)."""
-    return Command(METADATA_WRITE, (encode_metadata_command(command),), timestamp_ms)
 
 
 # ---- the store layout -------------------------------------------------------------------------
@@ -300,7 +120,9 @@ def _decoded(raw: bytes, what: str, parse: Callable[[Any], _Record]) -> _Record:
 
 def _cluster_fields(body: Any) -> tuple[str, int]:
     cluster_id, epoch = body
-    return _text(cluster_id), _integer(epoch)
+    if not isinstance(cluster_id, str) or type(epoch) is not int:
+        raise ValueError(f"[cluster id, epoch] expected, not {body!r:.80}")
+    return cluster_id, epoch
 
 
 def _cluster_record(store: KeyValueStore) -> tuple[str, int] | None:
