@@ -30,13 +30,13 @@ from functools import partial
 from typing import Any, Protocol
 
 from quorumkv import errors, limits
+from quorumkv.cluster.state_machines import DATA, state_machine_for
 from quorumkv.codec.peer import PeerMessage, SnapshotChunk, SnapshotChunkAck
 from quorumkv.host.replica import Done, PendingRead, Replica
 from quorumkv.host.shard_view import ReadView
 from quorumkv.host.snapshot_transfer import SnapshotReceiver, SnapshotSender
 from quorumkv.invariant import invariant
-from quorumkv.kv import commands as kv_commands
-from quorumkv.kv import state_machine
+from quorumkv.kv import state_machine as kv_state_machine
 from quorumkv.kv.command import Command, encode_command
 from quorumkv.raft.confchange import ConfChange
 from quorumkv.raft.config import Config
@@ -168,7 +168,7 @@ class Host:
             applied=applied.index, pre_vote=self.config.pre_vote,
             check_quorum=self.config.check_quorum, read_only=self.config.read_only)
         node = Node(config, self.store.log(shard_id), self._rng)
-        self._replicas[shard_id] = Replica(shard_id, node, applied)
+        self._replicas[shard_id] = Replica(shard_id, node, applied, state_machine_for(shard_id))
 
     def shard_ids(self) -> list[int]:
         return sorted(self._replicas)
@@ -225,11 +225,11 @@ class Host:
         if replica is None:
             done(errors.UnknownShard(shard_id, self.node_id))
             return
-        invalid = kv_commands.validate(name, args)
+        invalid = replica.state_machine.validate(name, args)
         if invalid is not None:
             done(invalid)
             return
-        if kv_commands.is_write(name):
+        if replica.state_machine.is_write(name):
             self._propose_command(replica, Command(name, args, self._clock_ms()), done)
         else:
             self._read(replica, name, args, done)
@@ -284,12 +284,13 @@ class Host:
     def _propose_expirations(self) -> None:
         now = self._clock_ms()
         for replica in self._replicas.values():
-            if replica.role != Role.LEADER:
-                continue
+            if replica.role != Role.LEADER or replica.state_machine is not DATA:
+                continue  # only leaders of data shards delete expired keys
             view = ReadView(self.store.shard(replica.shard_id))
-            due = state_machine.expired_keys(view, now, limits.expire_deletions_per_round_max)
+            due = kv_state_machine.expired_keys(view, now, limits.expire_deletions_per_round_max)
             if due:
-                self._propose_command(replica, state_machine.expire_delete_command(due, now), None)
+                command = kv_state_machine.expire_delete_command(due, now)
+                self._propose_command(replica, command, None)
 
     # ---- the Ready driver ----------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ The host keeps one `Replica` per shard it hosts. A replica tracks
   index to reach it;
 - the applied point (index, term, membership) it last applied.
 
-It applies committed entries through the key-value state machine (`kv`) and the Raft core's
-configuration changes, and decides when to compact its log. All of it is synchronous; the host
+It applies committed entries through the shard's state machine (kv's for data shards, the
+cluster metadata's for shard 0: `cluster.state_machines`) and the Raft core's configuration
+changes, and decides when to compact its log. All of it is synchronous; the host
 calls it from its Ready driver.
 """
 
@@ -19,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from quorumkv import errors
+from quorumkv.cluster.state_machines import StateMachine
 from quorumkv.host.shard_view import ApplyView, ReadView
 from quorumkv.invariant import invariant
-from quorumkv.kv import state_machine
 from quorumkv.kv.command import decode_command
 from quorumkv.raft.confchange import ConfChange
 from quorumkv.raft.node import Node
@@ -46,6 +47,7 @@ class Replica:
     shard_id: int
     node: Node
     applied: SnapshotMeta
+    state_machine: StateMachine
     proposals: dict[int, tuple[int, Done | None]] = field(default_factory=dict)
     reads: dict[bytes, PendingRead] = field(default_factory=dict)
     role: Role = Role.FOLLOWER
@@ -77,7 +79,7 @@ class Replica:
             conf_state = self.node.apply_conf_change(ConfChange.decode(entry.data))
             result = conf_state
         elif entry.data:
-            result = state_machine.apply(view, decode_command(entry.data))
+            result = self.state_machine.apply(view, decode_command(entry.data))
         self.applied = SnapshotMeta(entry.index, entry.term, conf_state)
         return result
 
@@ -124,7 +126,8 @@ class Replica:
         view = ReadView(store.shard(self.shard_id))
         for context in ready:
             read = self.reads.pop(context)
-            completions.append((read.done, state_machine.read(view, read.name, read.args, now_ms)))
+            reply = self.state_machine.read(view, read.name, read.args, now_ms)
+            completions.append((read.done, reply))
 
     def age_reads(self, timeout_ticks: int, completions: list[tuple[Done, object]]) -> None:
         for context in [c for c, r in self.reads.items() if r.index < 0]:
