@@ -12,7 +12,7 @@ from quorumkv.sim.workload import Workload
 
 
 def make_workload(weights: tuple[int, int, int]) -> Workload:
-    return Workload(random.Random(4), Trace(), clients=1, keys=2, shards=1, weights=weights,
+    return Workload(random.Random(4), Trace(), clients=1, keys=2, shard_ids=[1], weights=weights,
                     nodes=lambda: [1, 2, 3])
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from quorumkv import limits
+from quorumkv.cluster.metadata import METADATA_SHARD_ID
 from quorumkv.codec.peer import PeerMessage
 from quorumkv.errors import DiskFull
 from quorumkv.host.host import BOOTSTRAP_INDEX, Host, HostConfig
@@ -117,11 +118,13 @@ class Simulation:
             options.delay_max_us, options.reorder, options.loss_rate, options.duplicate_rate)
         self.disks = Disks(options.disk, self._disk_rng, options.torn_write_rate)
         self.nodes: dict[int, SimNode] = {}
+        # Data shards only: shard 0 is the metadata shard, with its own state machine.
+        self.shard_ids = [METADATA_SHARD_ID + number for number in range(1, options.shards + 1)]
         self.recorder = Recorder(self.trace, lambda: self.queue.now_us, self._term_of,
                                  self._incarnation_of, listener)
         self.workload = Workload(
             self._workload_rng, self.trace, options.clients, max(options.keys, options.shards),
-            options.shards, (options.read_weight, options.write_weight, options.cas_weight),
+            self.shard_ids, (options.read_weight, options.write_weight, options.cas_weight),
             self._client_nodes)
         self.host_config = HostConfig(
             election_timeout_ticks=options.election_timeout_ticks,
@@ -191,12 +194,12 @@ class Simulation:
     def _start(self) -> None:
         options = self.options
         voters = list(range(1, options.voters + 1))
-        for shard_id in range(options.shards):
+        for shard_id in self.shard_ids:
             self._members_ever[shard_id] = set(voters)
         for node_id in voters:
             node = self._create_node(node_id)
             host = self._new_host(node)
-            for shard_id in range(options.shards):
+            for shard_id in self.shard_ids:
                 host.bootstrap_shard(shard_id, voters)
             self._boot(node, host)
         for client in self.workload.clients:
@@ -416,7 +419,7 @@ class Simulation:
             self._count_fault("heal", "network whole again")
 
     def _fault_crash(self) -> None:
-        leaders = [leader.node_id for shard_id in range(self.options.shards)
+        leaders = [leader.node_id for shard_id in self.shard_ids
                    if (leader := self._leader(shard_id)) is not None]
         victim = faults.choose_crash_victim(self._fault_rng, self._up(), leaders)
         if victim is None:
@@ -458,7 +461,7 @@ class Simulation:
             self._wake(node)
 
     def _fault_transfer(self) -> None:
-        shard_id = self._fault_rng.randrange(self.options.shards)
+        shard_id = self._fault_rng.choice(self.shard_ids)
         leader = self._leader(shard_id)
         if leader is None or leader.host is None:
             return
@@ -476,7 +479,7 @@ class Simulation:
         return node.host.replica(shard_id).applied.conf_state  # type: ignore[union-attr]
 
     def _fault_membership(self) -> None:
-        shard_id = self._fault_rng.randrange(self.options.shards)
+        shard_id = self._fault_rng.choice(self.shard_ids)
         leader = self._leader(shard_id)
         if leader is None or leader.host is None:
             return
@@ -553,12 +556,12 @@ class Simulation:
         now = self.queue.now_us
         heal = self._heal_us or 0
         if self._live_leader_us is None and all(
-                self._leader(shard_id) is not None for shard_id in range(self.options.shards)):
+                self._leader(shard_id) is not None for shard_id in self.shard_ids):
             self._live_leader_us = now
         if self._live_write_us is None:
             shards_written = {shard for shard, invoked, _ in self.workload.writes_ok
                               if invoked >= heal}
-            if len(shards_written) == self.options.shards:
+            if len(shards_written) == len(self.shard_ids):
                 self._live_write_us = now
         deadline = heal + self.options.liveness_ticks_max * self.options.tick_us
         if self._live_leader_us is not None and self._live_write_us is not None:
@@ -577,7 +580,7 @@ class Simulation:
         if self._listener is None:
             return
         leaders = []
-        for shard_id in range(self.options.shards):
+        for shard_id in self.shard_ids:
             leader = self._leader(shard_id)
             leaders.append(f"shard {shard_id}: " + (
                 f"leader {leader.node_id} term {self._term_of(leader.node_id, shard_id)}"

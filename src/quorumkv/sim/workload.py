@@ -67,7 +67,7 @@ class Workload:
         trace: Trace,
         clients: int,
         keys: int,
-        shards: int,
+        shard_ids: list[int],
         weights: tuple[int, int, int],
         nodes: Callable[[], list[int]],
     ) -> None:
@@ -75,7 +75,7 @@ class Workload:
         self._trace = trace
         self.clients = [Client(client_id) for client_id in range(1, clients + 1)]
         self.keys = [f"k{number}" for number in range(keys)]
-        self._shards = shards
+        self._shard_ids = shard_ids
         self._weights = list(weights) if sum(weights) else [1, 1, 0]
         self._nodes = nodes  # the nodes clients may contact, ascending
         self._written_values: dict[str, list[str]] = {key: [] for key in self.keys}
@@ -86,7 +86,7 @@ class Workload:
         self.writes_ok: list[tuple[int, int, int]] = []  # (shard, invoked_us, completed_us)
 
     def shard_of(self, key: str) -> int:
-        return self.keys.index(key) % self._shards
+        return self._shard_ids[self.keys.index(key) % len(self._shard_ids)]
 
     # ---- invoking ---------------------------------------------------------------------------
 
