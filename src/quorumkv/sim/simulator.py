@@ -31,6 +31,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from quorumkv import limits
 from quorumkv.cluster.metadata import METADATA_SHARD_ID
@@ -145,7 +146,7 @@ class Simulation:
         self.linearizability_decided = True
         self.checked: dict[str, str] = {}
         self.progress_interval_ticks = 0  # the demo's periodic progress lines; 0: none
-        self._handlers: dict[str, Callable[[object], None]] = {
+        self._handlers: dict[str, Callable[[Any], None]] = {
             "deliver": self._on_deliver, "tick": self._on_tick, "process": self._on_process,
             "client": self._on_client, "client-timeout": self._on_client_timeout,
             "fault": self._on_fault, "heal-partition": self._on_heal_partition,
@@ -284,8 +285,8 @@ class Simulation:
             self.queue.push(self.queue.now_us + self.options.process_delay_us, "process",
                             (node.node_id, node.incarnation))
 
-    def _live_node(self, payload: object) -> SimNode | None:
-        node_id, incarnation = payload  # type: ignore[misc]
+    def _live_node(self, payload: Any) -> SimNode | None:
+        node_id, incarnation = payload
         node = self.nodes[node_id]
         if node.host is None or node.incarnation != incarnation:
             return None
@@ -296,8 +297,8 @@ class Simulation:
     def _schedule_delivery(self, time_us: int, envelope: Envelope) -> None:
         self.queue.push(time_us, "deliver", envelope)
 
-    def _on_deliver(self, payload: object) -> None:
-        envelope: Envelope = payload  # type: ignore[assignment]
+    def _on_deliver(self, payload: Any) -> None:
+        envelope: Envelope = payload
         node = self.nodes.get(envelope.target)
         if node is None or node.host is None:
             self.trace.record(self.queue.now_us, f"drop #{envelope.number} "
@@ -308,7 +309,7 @@ class Simulation:
             node.host.receive(message)
             self._wake(node)
 
-    def _on_tick(self, payload: object) -> None:
+    def _on_tick(self, payload: Any) -> None:
         node = self._live_node(payload)
         if node is None or node.host is None:
             return
@@ -319,7 +320,7 @@ class Simulation:
         self.queue.push(self.queue.now_us + interval, "tick", payload)
         self._wake(node)
 
-    def _on_process(self, payload: object) -> None:
+    def _on_process(self, payload: Any) -> None:
         node = self._live_node(payload)
         if node is None or node.host is None:
             return
@@ -329,8 +330,8 @@ class Simulation:
 
     # ---- clients -----------------------------------------------------------------------------
 
-    def _on_client(self, payload: object) -> None:
-        client = self.workload.clients[int(payload) - 1]  # type: ignore[call-overload]
+    def _on_client(self, payload: Any) -> None:
+        client = self.workload.clients[int(payload) - 1]
         if client.pending is not None or self._finished:
             return
         now = self.queue.now_us
@@ -366,8 +367,8 @@ class Simulation:
             delay += self._workload_rng.randint(0, self.options.tick_us)
         self.queue.push(self.queue.now_us + delay, "client", client_id)
 
-    def _on_client_timeout(self, payload: object) -> None:
-        client_id, number = payload  # type: ignore[misc]
+    def _on_client_timeout(self, payload: Any) -> None:
+        client_id, number = payload
         client = self.workload.clients[client_id - 1]
         operation = client.pending
         if operation is None or operation.number != number:
@@ -383,7 +384,7 @@ class Simulation:
         if self._listener is not None:
             self._listener("fault", f"{kind} {text}")
 
-    def _on_fault(self, payload: object) -> None:
+    def _on_fault(self, payload: Any) -> None:
         kind = str(payload)
         if self.phase != "faults":
             return
@@ -413,7 +414,7 @@ class Simulation:
         self._count_fault("partition", f"{partition.describe()} for {duration}us")
         self.queue.push(self.queue.now_us + duration, "heal-partition", self._partition_number)
 
-    def _on_heal_partition(self, payload: object) -> None:
+    def _on_heal_partition(self, payload: Any) -> None:
         if payload == self._partition_number and self.network.blocked_links:
             self.network.heal()
             self._count_fault("heal", "network whole again")
@@ -443,8 +444,8 @@ class Simulation:
         self._count_fault("crash", f"node {node.node_id}")
         self._capture_images(node, f"after crash at {now}us")
 
-    def _on_restart(self, payload: object) -> None:
-        node = self.nodes[int(payload)]  # type: ignore[call-overload]
+    def _on_restart(self, payload: Any) -> None:
+        node = self.nodes[int(payload)]
         if node.host is not None:
             return
         self._count_fault("restart", f"node {node.node_id}")
@@ -537,7 +538,7 @@ class Simulation:
 
     # ---- liveness ----------------------------------------------------------------------------
 
-    def _on_liveness(self, payload: object) -> None:
+    def _on_liveness(self, payload: Any) -> None:
         """End of the fault phase: heal everything and start the liveness clock."""
         self.phase = "liveness"
         now = self.queue.now_us
@@ -552,7 +553,7 @@ class Simulation:
                 self._boot(node, self._new_host(node))
         self.queue.push(now + self.options.tick_us, "liveness-check")
 
-    def _on_liveness_check(self, payload: object) -> None:
+    def _on_liveness_check(self, payload: Any) -> None:
         now = self.queue.now_us
         heal = self._heal_us or 0
         if self._live_leader_us is None and all(
@@ -575,7 +576,7 @@ class Simulation:
         else:
             self.queue.push(now + self.options.tick_us, "liveness-check")
 
-    def _on_progress(self, payload: object) -> None:
+    def _on_progress(self, payload: Any) -> None:
         """A periodic status line for the demo (never part of a checked run's trace)."""
         if self._listener is None:
             return
@@ -594,7 +595,7 @@ class Simulation:
         self.queue.push(self.queue.now_us + self.progress_interval_ticks * self.options.tick_us,
                         "progress")
 
-    def _on_end(self, payload: object) -> None:
+    def _on_end(self, payload: Any) -> None:
         self._finished = True
         self.phase = "end"
 

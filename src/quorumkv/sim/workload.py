@@ -130,10 +130,10 @@ class Workload:
         return self._rng.choice(candidates[-4:]) if len(candidates) > 1 else "none"
 
     def _target(self, client: Client, shard_id: int) -> int:
-        guess = client.leader_guess.get(shard_id)
+        guess = client.leader_guess.get(shard_id, 0)
         nodes = self._nodes()
         if guess in nodes:
-            return guess  # type: ignore[return-value]
+            return guess
         choice = self._rng.choice(nodes)
         client.leader_guess[shard_id] = choice
         return choice
