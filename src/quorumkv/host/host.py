@@ -50,7 +50,7 @@ from quorumkv.raft.types import (
     Role,
     SnapshotMeta,
 )
-from quorumkv.storage.protocols import NodeStore, WriteBatch
+from quorumkv.storage.protocols import NodeStore, StagedSnapshot, WriteBatch
 
 BOOTSTRAP_INDEX = 5
 """A new shard's log starts after this index (its first configuration is a snapshot there).
@@ -105,6 +105,7 @@ class _Stall:
 
     step: str  # "persist" or "apply"
     readies: list[tuple[Replica, Ready]]
+    declined: list[tuple[int, StagedSnapshot]] = field(default_factory=list)
     apply_batch: WriteBatch | None = None
     completions: list[tuple[Done, object]] = field(default_factory=list)
 
@@ -302,8 +303,18 @@ class Host:
         if not readies:
             self._fire_completions()
             return False
-        self._cycle(_Stall("persist", readies))
+        self._cycle(_Stall("persist", readies, self._declined_images(readies)))
         return True
+
+    def _declined_images(self, readies: list[tuple[Replica, Ready]]) -> list[tuple[int, StagedSnapshot]]:
+        """Images staged before these Readies were computed that the Readies do not install:
+        the core declined them (its log or commit was already newer)."""
+        declined = []
+        for replica, ready in readies:
+            image = self._receiver.staged(replica.shard_id)
+            if image is not None and ready.snapshot is None:
+                declined.append((replica.shard_id, image))
+        return declined
 
     def _resume(self) -> bool:
         stall, self._stall = self._stall, None
@@ -317,6 +328,8 @@ class Host:
             if not self._try(work, self._persist, work.readies):
                 return
             self._send(work.readies)
+            for shard_id, image in work.declined:
+                self._receiver.discard_staged(shard_id, image)
             work.apply_batch = self.store.batch()
             self._apply(work.readies, work.apply_batch, work.completions)
             work.step = "apply"
@@ -359,6 +372,7 @@ class Host:
         for replica, ready in readies:
             if ready.snapshot is not None:
                 replica.installed_snapshot(ready.snapshot, self._completions)
+
             if self._observer is not None and (ready.entries or ready.hard_state):
                 self._observer.on_persisted(self.node_id, replica.shard_id, ready.entries,
                                             ready.hard_state)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from quorumkv import limits
 from quorumkv.codec.peer import SnapshotChunk, SnapshotChunkAck
-from quorumkv.errors import SnapshotCorrupt
+from quorumkv.errors import DiskFull, SnapshotCorrupt
 from quorumkv.raft.types import Message
 from quorumkv.storage.protocols import NodeStore, SnapshotReader, SnapshotWriter, StagedSnapshot
 
@@ -165,8 +165,8 @@ class SnapshotReceiver:
             return self._ack(chunk, accepted=True), None  # a duplicate: already staged
         try:
             self._stage(stream, chunk)
-        except SnapshotCorrupt:
-            self._abandon(group)
+        except (SnapshotCorrupt, DiskFull):
+            self._abandon(group)  # the leader is told, and sends the image again later
             return self._ack(chunk, accepted=False), None
         if not chunk.last:
             return self._ack(chunk, accepted=True), None
@@ -178,6 +178,15 @@ class SnapshotReceiver:
     def take_staged(self, group_id: int) -> StagedSnapshot | None:
         """The verified image for a shard, removed from the receiver (the host installs it)."""
         return self._staged.pop(group_id, None)
+
+    def discard_staged(self, group_id: int, image: StagedSnapshot | None = None) -> None:
+        """Release the shard's staged image (only if it is `image`, when one is named): the
+        core declined it, or a newer one replaces it."""
+        staged = self._staged.get(group_id)
+        if staged is None or (image is not None and staged is not image):
+            return
+        del self._staged[group_id]
+        staged.discard()
 
     def tick(self, timeout_ticks: int) -> None:
         """Abandon transfers that have been silent too long."""
@@ -202,9 +211,10 @@ class SnapshotReceiver:
         del self._streams[group]
         try:
             image = stream.writer.finish()
-        except SnapshotCorrupt:
+        except (SnapshotCorrupt, DiskFull):
             stream.writer.abort()
             return self._ack(chunk, accepted=False), None
+        self.discard_staged(group)  # an older image still waiting is superseded
         self._staged[group] = image
         return self._ack(chunk, accepted=True), replace(chunk.message, snapshot=image.meta)
 
