@@ -134,6 +134,11 @@ peer_handshake_timeout_ms = 5_000
 shutdown_transfer_timeout_ms = 2_000
 """On graceful shutdown, how long a leader waits for leadership to move to another node."""
 
+gil_switch_interval_us = 500
+"""With Ready cycles on a worker thread, how long a thread that wants the GIL (the worker back
+from fsync, or the event loop with bytes to read) waits for the other to yield it (Python's
+default is 5,000 µs, which adds up to 5 ms to a commit)."""
+
 # ---- Redis data model and RESP (kv/, codec/resp.py) -----------------------------------------
 
 bulk_bytes_max = 512 * 1024 * 1024

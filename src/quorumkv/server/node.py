@@ -30,13 +30,14 @@ import logging
 import random
 import resource
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from quorumkv import errors
+from quorumkv import errors, limits
 from quorumkv.codec.peer import (
     ForwardRequest,
     ForwardResponse,
@@ -366,6 +367,9 @@ def run(config: ServerConfig,
         loop_factory = None
 
     async def main() -> int:
+        if config.ready_thread:
+            # A worker back from fsync waits for the GIL at most this long (default 5 ms).
+            sys.setswitchinterval(limits.gil_switch_interval_us / 1_000_000)
         node = ServerNode(config, open_store)
         await node.start()
         node.install_signal_handlers()
