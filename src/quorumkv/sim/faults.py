@@ -25,10 +25,15 @@ class Partition:
 
     shape: str
     blocked: frozenset[tuple[int, int]]
+    side_a: tuple[int, ...] = ()
+    side_b: tuple[int, ...] = ()
 
     def describe(self) -> str:
-        links = " ".join(f"{a}->{b}" for a, b in sorted(self.blocked))
-        return f"{self.shape} [{links}]"
+        """e.g. `split {1,2} | {3,4,5}`, `one-way {4} -/-> {1,2,3}` (the links blocked)."""
+        left = "{" + ",".join(map(str, sorted(self.side_a))) + "}"
+        right = "{" + ",".join(map(str, sorted(self.side_b))) + "}"
+        separator = " -/-> " if self.shape == "one-way" else " | "
+        return f"{self.shape} {left}{separator}{right}"
 
 
 def next_interval_us(rng: random.Random, mean_us: int) -> int:
@@ -52,7 +57,7 @@ def choose_partition(rng: random.Random, nodes: list[int]) -> Partition:
         blocked = {(a, b) for a in side_a for b in side_b}
     else:
         blocked = _both_ways(side_a, side_b)
-    return Partition(shape, frozenset(blocked))
+    return Partition(shape, frozenset(blocked), tuple(side_a), tuple(side_b))
 
 
 def _both_ways(side_a: list[int], side_b: list[int]) -> set[tuple[int, int]]:
