@@ -174,3 +174,15 @@ def test_outcome_unknown_from_the_host_is_relayed_as_unknown() -> None:
     answer = sender.sent[-1][1]
     assert isinstance(answer, ForwardResponse)
     assert answer.reply[1].startswith(b"UNKNOWN ")
+
+
+def test_a_write_over_the_log_entry_limit_is_refused_definitely() -> None:
+    """A write larger than proposal_bytes_max gets -ERR at once, never a retry hint."""
+    from quorumkv import limits
+
+    dispatcher, host, _, _ = make(leader=1)
+    replies, reply_to = collect()
+    dispatcher.submit(1, b"SET", (b"k", b"x" * limits.proposal_bytes_max), reply_to)
+    assert isinstance(replies[0], ErrorReply) and replies[0].code == b"ERR"
+    assert b"proposal_bytes_max" in replies[0].message
+    assert not host.submitted

@@ -55,6 +55,11 @@ class SenderLike(Protocol):
     def send_record(self, target_node: int, record: PeerRecord) -> bool: ...
 
 
+def command_bytes(name: bytes, args: tuple[bytes, ...]) -> int:
+    """An upper bound of a command's size as a log entry (its msgpack record and timestamp)."""
+    return len(name) + sum(len(argument) + 5 for argument in args) + 32
+
+
 def error_reply(error: BaseException) -> ErrorReply:
     """The client's reply for an exception a command ended with."""
     if isinstance(error, errors.QuorumKVError):
@@ -129,9 +134,16 @@ class Dispatcher:
             if invalid is not None:
                 reply_to(invalid)
                 return
+        write = self.is_write(name)
+        if write and command_bytes(name, args) > limits.proposal_bytes_max:
+            reply_to(ErrorReply(
+                b"ERR the command is %d bytes, over the largest command the log accepts "
+                b"(proposal_bytes_max, %d bytes)" % (command_bytes(name, args),
+                                                      limits.proposal_bytes_max)))
+            return
         number = self._next_number
         self._next_number += 1
-        request = Request(number, shard_id, name, args, self.is_write(name), reply_to,
+        request = Request(number, shard_id, name, args, write, reply_to,
                           self.now_ms() + self.request_timeout_ms)
         self._requests[number] = request
         self._route(request)
