@@ -500,3 +500,25 @@ def test_candidate_removed_during_campaign_does_not_lead() -> None:
     node.step(message(MessageType.VOTE_RESPONSE, 2, term=node.term))
     node.step(message(MessageType.VOTE_RESPONSE, 3, term=node.term))
     assert node.role == Role.FOLLOWER
+
+
+@pytest.mark.parametrize("check_quorum", [True, False])
+def test_leader_stickiness_applies_only_with_check_quorum(check_quorum: bool) -> None:
+    """Thesis §4.2.3: a replica that heard from its leader within an election timeout ignores
+    a higher-term vote request, but only when check-quorum is on. Without it a leader never
+    steps down by itself, so it must yield to a higher term or the group can livelock (the
+    simulator found one: seed 1445)."""
+    cluster = Cluster()
+    cluster.add_nodes(3, voters=(1, 2, 3), pre_vote=False, check_quorum=check_quorum)
+    cluster.node(1).campaign()
+    cluster.stabilize()
+    leader = cluster.node(1)
+    assert leader.role == Role.LEADER
+    term = leader.term
+    request = Message(MessageType.VOTE, GROUP, source=3, target=1, term=term + 5,
+                      log_term=leader.raft_log.last_term(), index=leader.raft_log.last_index())
+    leader.step(request)
+    if check_quorum:
+        assert leader.term == term and leader.role == Role.LEADER
+    else:
+        assert leader.term == term + 5 and leader.role == Role.FOLLOWER

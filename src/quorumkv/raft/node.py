@@ -425,9 +425,14 @@ class Node:
     def _in_leader_lease(self) -> bool:
         """Leader stickiness (thesis §4.2.3): we heard from a leader less than an election
         timeout ago, so a candidate is not needed. In lease mode a replica also refuses votes
-        for an election timeout after it starts, as it cannot know when it last heard."""
+        for an election timeout after it starts, as it cannot know when it last heard.
+
+        Only with check-quorum, as in etcd: a leader without it never steps down on its own,
+        so if it also ignored a higher-term candidate it could stay leader of a group that
+        can no longer commit (found by simulator seed 1445)."""
         timeout = self.config.election_timeout_ticks
-        if self._leader_id != 0 and self._election_elapsed < timeout:
+        sticky = self.config.check_quorum and self._leader_id != 0
+        if sticky and self._election_elapsed < timeout:
             return True
         return self.config.read_only == READ_ONLY_LEASE and self._ticks < timeout
 
