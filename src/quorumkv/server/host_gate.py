@@ -64,12 +64,14 @@ class HostGate:
 
     def __init__(self, host: Host, buffered_transport: BufferedTransport, threaded: bool,
                  on_cycles_done: Callable[[], None],
-                 after_each_cycle: Callable[[], None] = lambda: None) -> None:
+                 after_each_cycle: Callable[[], None] = lambda: None,
+                 on_failure: Callable[[BaseException], None] = lambda error: None) -> None:
         self.host = host
         self.threaded = threaded
         self._transport = buffered_transport
         self._on_cycles_done = on_cycles_done
         self._after_each_cycle = after_each_cycle  # on the loop thread only
+        self._on_failure = on_failure  # an exception of the worker's cycles
         self.more_work = False  # the last run stopped at driver_cycles_per_iteration_max
         self._busy = False
         self._deferred: list[Callable[[], None]] = []
@@ -162,7 +164,11 @@ class HostGate:
         completions, self._completions = self._completions, []
         for done, result in completions:
             done(result)
-        self._record(finished.result())  # re-raises a bug (InvariantViolation) of the worker
+        try:
+            self._record(finished.result())
+        except Exception as error:  # the worker's cycle raised: a bug, or a storage failure
+            self._on_failure(error)
+            return
         self._on_cycles_done()
 
     def _deliver_deferred(self) -> None:

@@ -46,7 +46,7 @@ from quorumkv.codec.peer import (
     PeerRecord,
 )
 from quorumkv.host.host import Host, HostConfig
-from quorumkv.invariant import InvariantViolation, invariant
+from quorumkv.invariant import invariant
 from quorumkv.kv import commands as kv_commands
 from quorumkv.server.config import ServerConfig
 from quorumkv.server.dispatcher import Dispatcher
@@ -59,6 +59,7 @@ from quorumkv.storage.protocols import NodeStore, WriteBatch
 log = logging.getLogger("quorumkv.node")
 
 EXIT_BUG = 70  # EX_SOFTWARE: an invariant broke
+EXIT_STORAGE = 1  # the store failed in a way the node cannot work around
 
 
 def open_rocksdb_store(path: Path) -> NodeStore:
@@ -100,6 +101,7 @@ class ServerNode:
         self._next_tick = 0.0
         self._stop = asyncio.Event()
         self._stopping = False
+        self._failed = False
         self.exit_code = 0
         self.last_store_figures: dict[str, int] = {}  # info.store_figures
         self.ticks = 0
@@ -142,7 +144,7 @@ class ServerNode:
         self.host.start()
         self.gate = HostGate(self.host, buffered, threaded=config.ready_thread,
                              on_cycles_done=self._after_cycles,
-                             after_each_cycle=self._flush_outputs)
+                             after_each_cycle=self._flush_outputs, on_failure=self._fail)
         self.dispatcher = Dispatcher(
             node_id, self.gate, self.transport, now_ms=lambda: loop.time() * 1000,
             is_write=kv_commands.is_write, validate=kv_commands.validate,
@@ -183,12 +185,14 @@ class ServerNode:
 
     def _drive(self) -> None:
         self._drive_pending = False
+        if self._failed:
+            return
         self.drives += 1
         try:
             if not self.gate.run_cycles():
                 self._after_cycles()
-        except InvariantViolation as bug:
-            self._fail(bug)
+        except Exception as error:  # a bug, or storage that can no longer be trusted
+            self._fail(error)
 
     def _after_cycles(self) -> None:
         """The cycles ended (on this thread, or the worker's are handed back): send what they
@@ -204,12 +208,14 @@ class ServerNode:
         self.clients.flush()
 
     def _tick(self) -> None:
+        if self._failed:
+            return
         try:
             self.ticks += 1
             self.gate.tick()
             self.dispatcher.tick()
-        except InvariantViolation as bug:
-            self._fail(bug)
+        except Exception as error:
+            self._fail(error)
             return
         self.schedule()
         loop = self._loop()
@@ -219,9 +225,18 @@ class ServerNode:
         self._next_tick = max(self._next_tick + interval, loop.time())
         self._tick_handle = loop.call_at(self._next_tick, self._tick)
 
-    def _fail(self, bug: BaseException) -> None:
-        log.critical("node %d: a bug stopped this node: %s", self.node_id, bug, exc_info=bug)
-        self.exit_code = EXIT_BUG
+    def _fail(self, error: BaseException) -> None:
+        """Stop driving the host for good and shut down: after a broken invariant (a bug,
+        exit 70) or a storage error the node cannot work around (exit 1), going on could
+        acknowledge what is not durable."""
+        self._failed = True
+        if isinstance(error, errors.QuorumKVError):
+            log.critical("node %d: stopping: %s", self.node_id, error)
+            self.exit_code = EXIT_STORAGE
+        else:
+            log.critical("node %d: a bug stopped this node: %s", self.node_id, error,
+                         exc_info=error)
+            self.exit_code = EXIT_BUG
         self.request_stop()
 
     # ---- peer inputs ------------------------------------------------------------------------
@@ -236,8 +251,8 @@ class ServerNode:
         else:
             try:
                 self.gate.receive(record)
-            except InvariantViolation as bug:
-                self._fail(bug)
+            except Exception as error:
+                self._fail(error)
                 return
         self.schedule()
 
@@ -268,7 +283,7 @@ class ServerNode:
                              self.config.shutdown_transfer_timeout_ms)
         await self._wait(lambda: not self.gate.busy, self.config.shutdown_transfer_timeout_ms)
         self.dispatcher.fail_all("the node is shutting down")
-        if not self.gate.busy:
+        if not self.gate.busy and not self._failed:
             self.host.fail_pending(errors.OutcomeUnknown(0, "the node is shutting down"))
         self.clients.flush()
         await self.clients.close()
@@ -285,9 +300,13 @@ class ServerNode:
         if store is None:
             return
         try:
-            store.write(store.batch(), sync=True)  # everything written so far is durable
+            if not self._failed:
+                store.write(store.batch(), sync=True)  # everything written so far is durable
         finally:
-            store.close()
+            try:
+                store.close()
+            except Exception as error:  # closing a store that already failed
+                log.error("node %d: closing the store: %s", self.node_id, error)
 
     async def _hand_over_leadership(self) -> None:
         led = []
