@@ -72,6 +72,9 @@ snapshot_transfer_timeout_ticks = 50
 """A snapshot transfer with no acknowledgement (sender) or chunk (receiver) for this long is
 abandoned; the leader's core then probes the follower again."""
 
+snapshot_resend_ticks = 5
+"""A snapshot sender resends its unacknowledged chunks after this many ticks without progress."""
+
 read_timeout_ticks = 30
 """A read waiting for its read index longer than this fails (definitely: reads change nothing)."""
 

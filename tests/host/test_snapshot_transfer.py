@@ -96,3 +96,52 @@ def test_discarding_names_the_image_so_a_newer_one_is_kept() -> None:
     assert receiver.staged(1) is new and not new.discarded
     receiver.discard_staged(1, new)  # type: ignore[arg-type]
     assert receiver.staged(1) is None and new.discarded
+
+
+def test_a_transfer_completes_over_a_network_that_reorders_duplicates_and_loses_chunks() -> None:
+    """Go-back-N: chunks ahead of the next one are dropped, duplicates re-acknowledged, lost
+    ones resent after idle ticks; the image still arrives whole and the sender sees success."""
+    import random
+
+    rng = random.Random(7)
+    sender = SnapshotSender(source_store(200), node_id=1, chunk_bytes_max=128)
+    receiver = SnapshotReceiver(MemoryStore(), node_id=2)
+    in_flight: list[object] = list(sender.start(snapshot_message()))
+    outcome = None
+    released = []
+    for _ in range(20_000):
+        if outcome is not None:
+            break
+        if not in_flight:
+            resent, expired = sender.tick(timeout_ticks=10_000)
+            assert not expired
+            in_flight.extend(resent)
+            continue
+        record = in_flight.pop(rng.randrange(len(in_flight)))  # any order
+        if rng.random() < 0.2:
+            continue  # lost
+        if rng.random() < 0.1:
+            in_flight.append(record)  # duplicated
+        if hasattr(record, "data"):
+            ack, message = receiver.on_chunk(record)  # type: ignore[arg-type]
+            if message is not None:
+                released.append(message)
+            if ack is not None:
+                in_flight.append(ack)
+        else:
+            more, outcome = sender.on_ack(record)  # type: ignore[arg-type]
+            in_flight.extend(more)
+    assert outcome is True
+    assert len(released) == 1 and released[0].snapshot == META
+
+
+def test_a_repeated_last_chunk_after_completion_is_acknowledged_not_refused() -> None:
+    """When the final acknowledgement is lost and the sender resends the last chunk, the
+    receiver acknowledges it again instead of refusing the finished transfer."""
+    sender = SnapshotSender(source_store(3), node_id=1)
+    receiver = SnapshotReceiver(MemoryStore(), node_id=2)
+    chunks = sender.start(snapshot_message())
+    acks = [receiver.on_chunk(chunk)[0] for chunk in chunks]
+    assert all(ack is not None and ack.accepted for ack in acks)
+    again, message = receiver.on_chunk(chunks[-1])
+    assert again is not None and again.accepted and message is None

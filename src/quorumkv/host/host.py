@@ -185,7 +185,10 @@ class Host:
             replica.node.tick()
             replica.age_reads(self.config.read_timeout_ticks, self._completions)
         timeout = self.config.snapshot_transfer_timeout_ticks
-        for group_id, target in self._sender.tick(timeout):
+        resent, expired = self._sender.tick(timeout)
+        for chunk in resent:
+            self._transport.send(chunk.target, chunk)
+        for group_id, target in expired:
             if group_id in self._replicas:
                 self._replicas[group_id].node.report_snapshot(target, False)
         self._receiver.tick(timeout)
@@ -201,7 +204,8 @@ class Host:
             return
         if isinstance(message, SnapshotChunk):
             ack, snapshot_message = self._receiver.on_chunk(message)
-            self._transport.send(ack.target, ack)
+            if ack is not None:
+                self._transport.send(ack.target, ack)
             if snapshot_message is not None:
                 replica.node.step(snapshot_message)
         elif isinstance(message, SnapshotChunkAck):
@@ -357,7 +361,9 @@ class Host:
         sync = False
         for replica, ready in readies:
             if ready.snapshot is not None:
-                image = self._receiver.take_staged(replica.shard_id)
+                # Peek: the image leaves the receiver only once the write succeeded, so a full
+                # disk that stalls this cycle leaves it there for the retry.
+                image = self._receiver.staged(replica.shard_id)
                 invariant(image is not None and image.meta == ready.snapshot,
                           f"shard {replica.shard_id}: the core installs a snapshot "
                           f"{ready.snapshot} that was not staged")
@@ -371,6 +377,7 @@ class Host:
         self.store.write(batch, sync=sync)
         for replica, ready in readies:
             if ready.snapshot is not None:
+                self._receiver.take_staged(replica.shard_id)
                 replica.installed_snapshot(ready.snapshot, self._completions)
 
             if self._observer is not None and (ready.entries or ready.hard_state):

@@ -8,7 +8,11 @@ it as `SnapshotChunk`s, at most `snapshot_chunks_inflight_max` unacknowledged at
 most `snapshot_chunk_bytes_max` long.
 
 On the receiving node, `SnapshotReceiver` stages chunks through the store's SnapshotWriter,
-checking order and checksums, and acknowledges each. Only when the last chunk has been staged
+checking checksums, strictly in order (go-back-N): a chunk ahead of the next expected one is
+dropped, a duplicate is acknowledged again, and every acknowledgement is cumulative. The
+sender resends its unacknowledged chunks after `snapshot_resend_ticks` without progress, so a
+network that reorders or loses chunks (a reconnect, the simulator) slows a transfer but never
+stops it. Only when the last chunk has been staged
 and the writer has verified the whole image does it return the SNAPSHOT message (carrying the
 image's real point) for the host to step into its core. The staged image waits there until the
 core's Ready asks for that snapshot to be installed.
@@ -80,23 +84,29 @@ class SnapshotSender:
             self._close(key)
             return [], False
         stream.idle_ticks = 0
-        stream.unacknowledged.pop(ack.sequence, None)
+        for sequence in [q for q in stream.unacknowledged if q <= ack.sequence]:
+            del stream.unacknowledged[sequence]  # acknowledgements are cumulative
         stream.acknowledged = max(stream.acknowledged, ack.sequence)
         if stream.finished_reading and not stream.unacknowledged:
             self._close(key)
             return [], True
         return self._fill_window(stream), None
 
-    def tick(self, timeout_ticks: int) -> list[tuple[int, int]]:
-        """Age every stream; returns (group, target) of those abandoned for silence."""
+    def tick(self, timeout_ticks: int) -> tuple[list[SnapshotChunk], list[tuple[int, int]]]:
+        """Age every stream: (chunks to send again, (group, target) of streams abandoned for
+        silence). Unacknowledged chunks are resent every `snapshot_resend_ticks` without
+        progress."""
+        resent: list[SnapshotChunk] = []
         expired = []
         for key, stream in self._streams.items():
             stream.idle_ticks += 1
             if stream.idle_ticks > timeout_ticks:
                 expired.append(key)
+            elif stream.idle_ticks % limits.snapshot_resend_ticks == 0:
+                resent.extend(stream.unacknowledged[q] for q in sorted(stream.unacknowledged))
         for key in expired:
             self._close(key)
-        return expired
+        return resent, expired
 
     def abort_group(self, group_id: int) -> None:
         """Stop every transfer of one shard (the replica stepped down or was removed)."""
@@ -147,30 +157,38 @@ class SnapshotReceiver:
         self._node_id = node_id
         self._streams: dict[int, _IncomingStream] = {}  # group -> stream
         self._staged: dict[int, StagedSnapshot] = {}  # group -> verified image awaiting install
+        self._finished: dict[int, tuple[int, int, int]] = {}  # group -> (source, stream, last)
 
-    def on_chunk(self, chunk: SnapshotChunk) -> tuple[SnapshotChunkAck, Message | None]:
-        """Stage one chunk; returns the ack to send and, after the last chunk, the SNAPSHOT
-        message to step into the core."""
+    def on_chunk(self, chunk: SnapshotChunk) -> tuple[SnapshotChunkAck | None, Message | None]:
+        """Stage one chunk; returns the ack to send (None: drop silently, the sender resends)
+        and, after the last chunk, the SNAPSHOT message to step into the core."""
         group = chunk.group_id
+        if self._finished.get(group, (0, 0, -1))[:2] == (chunk.source, chunk.stream_id):
+            return self._ack(chunk, self._finished[group][2], accepted=True), None
         stream = self._streams.get(group)
-        if chunk.sequence == 0:
-            if stream is not None:
-                stream.writer.abort()
-            writer = self._store.snapshot_writer(group, chunk.meta)
-            stream = _IncomingStream(chunk.stream_id, chunk.source, writer)
-            self._streams[group] = stream
-        if stream is None or stream.stream_id != chunk.stream_id:
-            return self._ack(chunk, accepted=False), None
-        if chunk.sequence < stream.next_sequence:
-            return self._ack(chunk, accepted=True), None  # a duplicate: already staged
+        if stream is None or (stream.source, stream.stream_id) != (chunk.source, chunk.stream_id):
+            if chunk.sequence != 0:
+                return None, None  # its first chunk has not arrived (yet): wait for a resend
+            stream = self._open(chunk)
+        if chunk.sequence != stream.next_sequence:
+            # A duplicate is acknowledged again; a chunk ahead of the next one is dropped.
+            ahead = chunk.sequence > stream.next_sequence
+            return (None if ahead else self._ack(chunk, stream.next_sequence - 1, True)), None
         try:
             self._stage(stream, chunk)
         except (SnapshotCorrupt, DiskFull):
             self._abandon(group)  # the leader is told, and sends the image again later
-            return self._ack(chunk, accepted=False), None
+            return self._ack(chunk, chunk.sequence, accepted=False), None
         if not chunk.last:
-            return self._ack(chunk, accepted=True), None
+            return self._ack(chunk, chunk.sequence, accepted=True), None
         return self._finish(group, stream, chunk)
+
+    def _open(self, chunk: SnapshotChunk) -> _IncomingStream:
+        self._abandon(chunk.group_id)
+        writer = self._store.snapshot_writer(chunk.group_id, chunk.meta)
+        stream = _IncomingStream(chunk.stream_id, chunk.source, writer)
+        self._streams[chunk.group_id] = stream
+        return stream
 
     def staged(self, group_id: int) -> StagedSnapshot | None:
         return self._staged.get(group_id)
@@ -196,9 +214,6 @@ class SnapshotReceiver:
                 self._abandon(group)
 
     def _stage(self, stream: _IncomingStream, chunk: SnapshotChunk) -> None:
-        if chunk.sequence != stream.next_sequence:
-            raise SnapshotCorrupt(chunk.group_id, f"chunk {chunk.sequence} arrived out of order "
-                                  f"(expected {stream.next_sequence})")
         if zlib.crc32(chunk.data) != chunk.checksum:
             raise SnapshotCorrupt(chunk.group_id, f"chunk {chunk.sequence} failed its checksum")
         if chunk.data:
@@ -213,16 +228,19 @@ class SnapshotReceiver:
             image = stream.writer.finish()
         except (SnapshotCorrupt, DiskFull):
             stream.writer.abort()
-            return self._ack(chunk, accepted=False), None
+            return self._ack(chunk, chunk.sequence, accepted=False), None
         self.discard_staged(group)  # an older image still waiting is superseded
         self._staged[group] = image
-        return self._ack(chunk, accepted=True), replace(chunk.message, snapshot=image.meta)
+        self._finished[group] = (chunk.source, chunk.stream_id, chunk.sequence)
+        ack = self._ack(chunk, chunk.sequence, accepted=True)
+        return ack, replace(chunk.message, snapshot=image.meta)
 
     def _abandon(self, group: int) -> None:
         stream = self._streams.pop(group, None)
         if stream is not None:
             stream.writer.abort()
 
-    def _ack(self, chunk: SnapshotChunk, accepted: bool) -> SnapshotChunkAck:
+    def _ack(self, chunk: SnapshotChunk, sequence: int, accepted: bool) -> SnapshotChunkAck:
+        """Acknowledges every chunk up to `sequence` (or refuses the stream)."""
         return SnapshotChunkAck(chunk.group_id, self._node_id, chunk.source, chunk.stream_id,
-                                chunk.sequence, accepted)
+                                sequence, accepted)
