@@ -173,6 +173,19 @@ def test_expiry_is_stamped_and_keys_vanish(client: redis.Redis) -> None:
     assert client.exists(f"{prefix}short") == 0
 
 
+def test_expired_keys_are_deleted_in_the_background(client: redis.Redis) -> None:
+    """Keys past their expiry leave DBSIZE without being touched: the leader proposes their
+    deletion (QKV.EXPIRE-DELETE), applied identically on every replica."""
+    before = client.dbsize()
+    prefix = f"bg{time.monotonic_ns()}"
+    client.mset({f"{prefix}:{i}": "v" for i in range(20)})
+    for i in range(20):
+        client.pexpire(f"{prefix}:{i}", 100)
+    # DBSIZE counts keys stored, expired or not: it falls back only once the deletions
+    # are applied. (Other tests' keys expiring meanwhile can only make it fall further.)
+    wait_until(lambda: client.dbsize() <= before, 20, "the expired keys to be deleted")
+
+
 def test_scan_keys_dbsize_randomkey(client: redis.Redis) -> None:
     """KEYS and SCAN (MATCH, COUNT, TYPE) list keys; DBSIZE counts; RANDOMKEY picks one."""
     prefix = f"scan{time.monotonic_ns()}"
