@@ -46,7 +46,8 @@ _SHARD_LINE = re.compile(r"^shard_(\d+):(.*)$")
 
 @dataclass(frozen=True, slots=True)
 class Crash:
-    """A node process that exited without the harness taking it down."""
+    """A node process that exited without the harness taking it down, or that exited with an
+    error when asked to stop gracefully."""
 
     node_id: int
     exit_code: int
@@ -190,10 +191,14 @@ class NodeProcesses:
                 self._paused.discard(node_id)
             self._signal(process, signal.SIGTERM)
             try:
-                return process.wait(limits.verify_node_stop_timeout_ms / 1000)
+                code = process.wait(limits.verify_node_stop_timeout_ms / 1000)
             except subprocess.TimeoutExpired:
                 self._signal(process, signal.SIGKILL)
                 return process.wait()
+            if code != 0:  # a graceful stop exits 0; anything else (70: an invariant) is a bug
+                self._crashes.append(Crash(node_id, code, time.monotonic() - self._started_at,
+                                           self.log_tail(node_id)))
+            return code
 
     def pause(self, node_id: int) -> None:
         """SIGSTOP a node: it keeps its sockets but does nothing until resumed."""

@@ -150,6 +150,29 @@ def interrupts_raise() -> Iterator[None]:
             signal.signal(number, old)
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """While inside, SIGINT, SIGTERM and SIGHUP are only noted (a second Ctrl-C must not cut
+    the cleanup short); one that arrived raises Interrupted when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def note(number: int, frame: object) -> None:
+        arrived.append(number)
+
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, note) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+        if arrived:
+            raise Interrupted(f"signal {signal.Signals(arrived[0]).name} during cleanup")
+
+
 def run_verify(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
     """Run one verify run (see the module docstring); raise ValueError for bad options,
     VerifyUnavailable when namespaces are needed and missing, VerifySetupFailed when the
@@ -215,10 +238,11 @@ class _Run:
         return self.network.create()
 
     def _tear_down(self) -> None:
-        if self.processes is not None:
-            self.processes.close()
-        if self.network is not None:
-            self.network.destroy()
+        with signals_deferred():
+            if self.processes is not None:
+                self.processes.close()
+            if self.network is not None:
+                self.network.destroy()
 
     # ---- the workload under faults -----------------------------------------------------------
 
