@@ -60,6 +60,13 @@ def main() -> None:
 @click.option("--ready-thread/--no-ready-thread", default=None,
               help="Run Ready cycles (and their fsync) on a worker thread [default: on].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--shards", type=int,
+              help="Data shards at bootstrap [default: 4 per node] (first start only).")
+@click.option("--replication-factor", type=int,
+              help="Replicas of each shard at bootstrap [default: 3, at most the nodes].")
+@click.option("--client-routing", type=click.Choice(["auto", "redirect"]),
+              help="auto: forward plain clients' commands, MOVED for cluster clients; "
+                   "redirect: MOVED for every client [default: auto].")
 @click.option("--unsafe-testing-stale-follower-reads", is_flag=True, default=None, hidden=True,
               help="NEVER FOR PRODUCTION: followers answer reads from local state (verify tests).")
 @click.option("--unsafe-testing-ack-on-receipt", is_flag=True, default=None, hidden=True,

@@ -230,6 +230,17 @@ shards_per_node_default = 4
 replication_factor_default = 3
 """Replicas of each shard at bootstrap when not given (never more than the nodes available)."""
 
+leader_balance_interval_ticks = 20
+"""Ticks between two rounds of leadership transfers toward the preferred leaders (the first
+round waits this long after start, so that the first elections settle)."""
+
+leader_transfers_per_round_max = 4
+"""Leadership transfers one node starts in one round (bounds the elections they cause)."""
+
+metadata_poll_interval_ticks = 20
+"""Ticks between two attempts to learn or bootstrap the cluster metadata while the node does
+not know it (or, hosting no replica of shard 0, to refresh it)."""
+
 cluster_members_max = 1_000
 """Members the cluster metadata holds at most."""
 

@@ -24,11 +24,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-def start_cluster(base: Path, nodes: int = 3) -> LocalCluster:
-    cluster = LocalCluster(base, nodes=nodes)
+def start_cluster(base: Path, nodes: int = 3, shards: int = 1) -> LocalCluster:
+    """A cluster of `nodes` processes, its `shards` data shards led (tests of one node's
+    commands use one data shard holding every slot; tests/server/test_cluster_* use more)."""
+    cluster = LocalCluster(base, nodes=nodes, server_args=["--shards", str(shards)])
     try:
         cluster.start()
         cluster.wait_for_leader()
+        cluster.wait_for_preferred_leaders()  # no leadership transfer during the test
     except BaseException:
         cluster.close()
         raise

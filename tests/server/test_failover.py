@@ -96,8 +96,11 @@ def test_a_restarted_node_catches_up_by_snapshot(fresh_cluster: LocalCluster) ->
         pipeline.set(f"bulk:{index}", index)
         if index % 1000 == 999:
             assert all(pipeline.execute())
-    leader_status = shard_status(info_fields(cluster.client_ports[leader]), 1)
-    assert int(leader_status["log_first_index"]) > lagging_applied + 1  # entries are gone
+    # INFO reports the store figures of the last cycle-free moment: wait for a fresh one.
+    leader_status = wait_until(
+        lambda: (status := shard_status(info_fields(cluster.client_ports[leader]), 1))
+        and int(status["log_first_index"]) > lagging_applied + 1 and status, 30,
+        "the leader to compact its log past the lagging follower")  # entries are gone
     cluster.start_node(lagging, bootstrap_flags=False)
     commit = int(leader_status["commit"])
     wait_until(lambda: cluster.applied_index(lagging) >= commit, 60,

@@ -12,8 +12,10 @@ Theory of operation. `execute` looks the command name up (case-insensitively) in
 Anything else is answered as Redis answers an unknown command. Replies are kv.reply values;
 the connection encodes them in the client's RESP version.
 
-This issue runs one data shard holding every slot (`DATA_SHARD`); keyless commands (DBSIZE,
-KEYS, SCAN, FLUSHALL...) therefore also go to it. The partitioning issue replaces `shard_of`.
+Data commands and CLUSTER are routed over the shards by routed_commands.py
+(cluster.routing.route: run here, forward, -MOVED, -CROSSSLOT, split and gather); each
+connection keeps its `mode` (cluster.routing.mode_after: READONLY, READWRITE, ASKING, CLUSTER
+SLOTS/SHARDS/NODES make it a cluster client).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from quorumkv import limits
+from quorumkv.cluster.routing import mode_after
 from quorumkv.kv import commands as kv_commands
 from quorumkv.kv.reply import (
     NOT_AN_INTEGER,
@@ -41,8 +44,8 @@ from quorumkv.kv.reply import (
     unknown_command_error,
 )
 from quorumkv.kv.spec import CommandSpec
-from quorumkv.server import info, unsafe_testing
-from quorumkv.server.membership import DATA_SHARD
+from quorumkv.server import info
+from quorumkv.server.routed_commands import run_cluster_command, run_data_command
 
 if TYPE_CHECKING:
     from quorumkv.server.resp_server import ClientConnection, ReplySlot
@@ -84,6 +87,11 @@ def execute(connection: ClientConnection, argv: list[bytes], slot: ReplySlot) ->
     name = argv[0].upper()
     args = tuple(argv[1:])
     connection.last_command = name.lower()
+    mode = connection.mode
+    connection.mode = mode_after(mode, name, args)
+    if name == b"CLUSTER" and args:
+        run_cluster_command(connection, args, slot)
+        return
     local = _SERVER_COMMANDS.get(name)
     if local is not None:
         if not local.spec.arity_ok(len(args)):
@@ -94,18 +102,9 @@ def execute(connection: ClientConnection, argv: list[bytes], slot: ReplySlot) ->
     if kv_commands.command_spec(name) is None:
         connection.fill(slot, unknown_command_error(argv[0], args))
         return
-    shard_id = shard_of(name, args)
-    if unsafe_testing.intercept(connection, shard_id, name, args, slot):
-        return  # a deliberately broken behaviour for the verify harness (never in production)
     # The dispatcher validates arguments (kv_commands.validate) before anything leaves this
     # node; on the leader the host validates them as it submits.
-    connection.server.node.dispatcher.submit(shard_id, name, args,
-                                             lambda reply: connection.fill(slot, reply))
-
-
-def shard_of(name: bytes, args: tuple[bytes, ...]) -> int:
-    """The shard a data command runs on (one data shard holds every slot for now)."""
-    return DATA_SHARD
+    run_data_command(connection, mode, name, args, slot)
 
 
 def all_specs() -> list[CommandSpec]:
@@ -221,9 +220,32 @@ def _hello(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
         connection.name = name
     return Map([
         (b"server", b"redis"), (b"version", REDIS_VERSION), (b"proto", protocol),
-        (b"id", connection.id), (b"mode", b"standalone"), (b"role", b"master"),
+        (b"id", connection.id), (b"mode", b"cluster"), (b"role", b"master"),
         (b"modules", []),
     ])
+
+
+# ---- cluster connection modes (the mode itself changes in execute: routing.mode_after) ---------
+
+
+@_command(b"READONLY", 1, "loading stale fast", "@fast @connection")
+def _readonly(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
+    return OK
+
+
+@_command(b"READWRITE", 1, "loading stale fast", "@fast @connection")
+def _readwrite(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
+    return OK
+
+
+@_command(b"ASKING", 1, "fast", "@fast @connection")
+def _asking(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
+    return OK
+
+
+@_command(b"CLUSTER", -2, "", "@slow")
+def _cluster(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
+    return arity_error(b"cluster")  # with a subcommand, execute routes it (routed_commands)
 
 
 # ---- CLIENT -------------------------------------------------------------------------------------
@@ -495,7 +517,7 @@ def _config_values(connection: ClientConnection) -> dict[bytes, bytes]:
         b"proto-max-bulk-len": str(limits.proposal_bytes_max).encode(),
         b"maxmemory": b"0",
         b"maxmemory-policy": b"noeviction",
-        b"cluster-enabled": b"no",
+        b"cluster-enabled": b"yes",
         b"tcp-keepalive": b"300",
         b"slowlog-log-slower-than": connection.server.settings.get(
             b"slowlog-log-slower-than", b"10000"),

@@ -72,6 +72,9 @@ class ServerConfig:
     sync: bool = True  # fsync every group-commit batch; off only for experiments
     ready_thread: bool = True  # Ready cycles (and their fsync) on a worker thread
     log_level: str = "info"
+    shards: int = 0  # data shards at bootstrap; 0: limits.shards_per_node_default per node
+    replication_factor: int = 0  # replicas per shard at bootstrap; 0: the default, capped
+    client_routing: str = "auto"  # "auto" (forward for plain clients) or "redirect" (MOVED)
     # Deliberately broken behaviours for the verify harness's tests; NEVER FOR PRODUCTION
     # (server/unsafe_testing.py says what each breaks).
     unsafe_testing_stale_follower_reads: bool = False
@@ -187,6 +190,7 @@ def _as_choice(value: Any, setting: str, choices: tuple[str, ...]) -> str:
 _INTEGER_MINIMUMS = {
     "node_id": 1, "tick_ms": 1, "election_timeout_ticks": 2, "heartbeat_interval_ticks": 1,
     "request_timeout_ms": 1, "client_connections_max": 1, "shutdown_transfer_timeout_ms": 0,
+    "shards": 0, "replication_factor": 0,
 }
 
 
@@ -204,6 +208,8 @@ def _convert(name: str, value: Any, layer: str) -> Any:
         return _as_bool(value, setting)
     if name == "read_only":
         return _as_choice(value, setting, ("safe", "lease"))
+    if name == "client_routing":
+        return _as_choice(value, setting, ("auto", "redirect"))
     if name == "log_level":
         return _as_choice(value, setting, ("debug", "info", "warning", "error"))
     return str(value)

@@ -102,9 +102,12 @@ class Dispatcher:
                  now_ms: Callable[[], float], is_write: Callable[[bytes], bool],
                  election_timeout_ms: float,
                  request_timeout_ms: float = limits.request_timeout_ms,
-                 validate: Callable[[bytes, tuple[bytes, ...]], Reply] = lambda n, a: None
+                 validate: Callable[[bytes, tuple[bytes, ...]], Reply] = lambda n, a: None,
+                 remote_leader: Callable[[int], int] = lambda shard_id: 0
                  ) -> None:
         self.node_id = node_id
+        self.remote_leader = remote_leader  # where to send a shard not hosted here (0: wait)
+        self.learned_leaders: dict[int, int] = {}  # shard -> leader named by a forward answer
         self.validate = validate
         self.host = host
         self.sender = sender
@@ -152,7 +155,7 @@ class Dispatcher:
         if self.host.is_leader(request.shard_id):
             self._run_locally(request)
             return
-        leader = self.host.leader_of(request.shard_id)
+        leader = self._leader(request.shard_id)
         if leader and leader != self.node_id:
             self._forward(request, leader)
         else:
@@ -193,6 +196,8 @@ class Dispatcher:
 
     def on_forward_response(self, response: ForwardResponse) -> None:
         request = self._forwarded.pop(response.request_id, None)
+        if request is not None and response.leader_id:
+            self.learned_leaders[request.shard_id] = response.leader_id
         if request is None or request.state is not _State.FORWARDED:
             return  # answered already (timeout, lost connection)
         if response.outcome is ForwardOutcome.RETRY:
@@ -235,7 +240,7 @@ class Dispatcher:
             return False
         changed = set()
         for shard_id in {r.shard_id for r in self._parked.values()}:
-            leader = self.host.leader_of(shard_id)
+            leader = self._leader(shard_id)
             if self._leaders_seen.get(shard_id) != leader:
                 self._leaders_seen[shard_id] = leader
                 changed.add(shard_id)
@@ -248,8 +253,12 @@ class Dispatcher:
         return bool(ready)
 
     def _has_reachable_leader(self, shard_id: int) -> bool:
-        return self.host.is_leader(shard_id) or self.host.leader_of(shard_id) not in (
-            0, self.node_id)
+        return self.host.is_leader(shard_id) or self._leader(shard_id) not in (0, self.node_id)
+
+    def _leader(self, shard_id: int) -> int:
+        """The shard's leader as this node's replica knows it; for a shard not hosted here,
+        the node the cluster view points at (remote_leader)."""
+        return self.host.leader_of(shard_id) or self.remote_leader(shard_id)
 
     def _finish(self, request: Request, reply: Reply) -> None:
         if request.state is _State.DONE:

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import quorumkv
+from quorumkv.cluster.metadata import METADATA_SHARD_ID
 from quorumkv.host.shard_view import ReadView
 from quorumkv.kv.keys import key_count
-from quorumkv.server.membership import DATA_SHARD
 
 if TYPE_CHECKING:
     from quorumkv.server.node import ServerNode
@@ -50,7 +50,7 @@ def _server(node: ServerNode, clients: ClientServer) -> list[str]:
     address = node.config.client_address()
     return [
         f"redis_version:{REDIS_VERSION.decode()}",
-        "redis_mode:standalone",
+        "redis_mode:cluster",
         f"quorumkv_version:{quorumkv.__version__}",
         f"os:{platform.system()} {platform.release()} {platform.machine()}",
         "arch_bits:64",
@@ -128,8 +128,8 @@ def store_figures(node: ServerNode) -> dict[str, int]:
         return node.last_store_figures
     store = node.host.store
     figures = {f"log_first_index_{s}": store.log(s).first_index() for s in node.host.shard_ids()}
-    if DATA_SHARD in node.host.shard_ids():
-        figures["keys"] = key_count(ReadView(store.shard(DATA_SHARD)))
+    figures["keys"] = sum(key_count(ReadView(store.shard(s))) for s in node.host.shard_ids()
+                          if s != METADATA_SHARD_ID)  # the data shards hosted here
     node.last_store_figures = figures
     return figures
 
@@ -140,6 +140,7 @@ def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
         f"node_id:{node.node_id}",
         f"cluster_id:{membership.cluster_id}",
         f"shards:{','.join(str(s) for s in node.host.shard_ids())}",
+        *_cluster_lines(node),
     ]
     figures = store_figures(node)
     for shard_id, status in node.host.status().items():
@@ -158,6 +159,24 @@ def _quorumkv(node: ServerNode, clients: ClientServer) -> list[str]:
     lines.append(f"election_timeout_ticks:{node.config.election_timeout_ticks}")
     lines.append(f"read_only:{node.config.read_only}")
     lines.append(f"in_flight_commands:{node.dispatcher.in_flight()}")
+    return lines
+
+
+def _cluster_lines(node: ServerNode) -> list[str]:
+    """The cluster metadata as this node knows it (cluster_epoch 0: not known yet)."""
+    view = node.cluster.view
+    if view is None:
+        return ["cluster_epoch:0", f"client_routing:{node.config.client_routing}"]
+    lines = [f"cluster_epoch:{view.metadata.cluster_epoch}",
+             f"client_routing:{node.config.client_routing}",
+             f"cluster_shards:{len(view.metadata.shards)}",
+             f"leader_transfers_started:{node.cluster.transfers_started}"]
+    for shard in view.metadata.shards.values():
+        ranges = " ".join(f"{start}-{end}" for start, end in shard.slot_ranges)
+        replicas = " ".join(str(r.node_id) for r in shard.replicas)
+        lines.append(f"cluster_shard_{shard.shard_id}:slots={ranges},replicas={replicas},"
+                     f"preferred_leader={shard.preferred_leader},epoch={shard.epoch},"
+                     f"leader={view.leader_of(shard.shard_id)}")
     return lines
 
 

@@ -220,17 +220,38 @@ class LocalCluster:
         return [n for n in self.node_ids if self.is_running(n)]
 
     def leader(self, shard_id: int = 1) -> int:
-        """The leader every running node agrees on (0 if they do not agree or none is)."""
+        """The leader every running node agrees on (0 if they do not agree or none is, or a
+        node does not know the cluster metadata yet)."""
         seen = set()
         for node_id in self.running():
-            status = shard_status(info_fields(self.client_ports[node_id]), shard_id)
-            seen.add(int(status.get("leader", 0)))
+            fields = info_fields(self.client_ports[node_id])
+            if fields.get("cluster_epoch", "0") == "0":
+                return 0
+            seen.add(int(shard_status(fields, shard_id).get("leader", 0)))
         return seen.pop() if len(seen) == 1 else 0
 
     def wait_for_leader(self, shard_id: int = 1, timeout_s: float = 30.0) -> int:
         leader = wait_until(lambda: self.leader(shard_id), timeout_s,
                             f"the nodes to agree on a leader of shard {shard_id}")
         return leader
+
+    def preferred_leaders_lead(self) -> bool:
+        """Whether every data shard is led by its preferred leader, as every running node
+        sees it (the nodes hand leadership over to reach this: an even spread)."""
+        for node_id in self.running():
+            fields = info_fields(self.client_ports[node_id])
+            if fields.get("cluster_epoch", "0") == "0":
+                return False
+            for name, value in fields.items():
+                if name.startswith("cluster_shard_") and name != "cluster_shard_0":
+                    shard = dict(item.split("=", 1) for item in value.split(","))
+                    if shard["leader"] != shard["preferred_leader"]:
+                        return False
+        return True
+
+    def wait_for_preferred_leaders(self, timeout_s: float = 30.0) -> None:
+        wait_until(self.preferred_leaders_lead, timeout_s,
+                   "every shard to be led by its preferred leader")
 
     def applied_index(self, node_id: int, shard_id: int = 1) -> int:
         status = shard_status(info_fields(self.client_ports[node_id]), shard_id)

@@ -47,11 +47,11 @@ from quorumkv.codec.peer import (
 )
 from quorumkv.host.host import Host, HostConfig
 from quorumkv.invariant import invariant
-from quorumkv.kv import commands as kv_commands
+from quorumkv.server.cluster_state import ClusterState, is_write_command, validate_command
 from quorumkv.server.config import ServerConfig
 from quorumkv.server.dispatcher import Dispatcher
 from quorumkv.server.host_gate import BufferedTransport, HostGate
-from quorumkv.server.membership import INITIAL_SHARDS, Membership, establish
+from quorumkv.server.membership import Membership, establish
 from quorumkv.server.peer_transport import PeerTransport
 from quorumkv.server.resp_server import ClientServer
 from quorumkv.storage.protocols import NodeStore, WriteBatch
@@ -136,20 +136,24 @@ class ServerNode:
                              election_timeout_ticks=config.election_timeout_ticks,
                              heartbeat_interval_ticks=config.heartbeat_interval_ticks,
                              read_only=config.read_only))
-        if not store.shard_ids():
-            for shard_id in INITIAL_SHARDS:
-                self.host.bootstrap_shard(shard_id, sorted(membership.peers))
-            log.info("node %d: bootstrapped shards %s with voters %s", node_id,
-                     list(INITIAL_SHARDS), sorted(membership.peers))
+        self.cluster = ClusterState(
+            node_id, self.host,
+            submit=lambda shard, name, args, reply: self.dispatcher.submit(
+                shard, name, args, reply),
+            transfer_leader=lambda shard, target: self.gate.transfer_leader(shard, target),
+            is_connected=self.transport.is_connected)
+        self.cluster.start(store, membership, config)  # bootstraps on the first start
         self.host.start()
         self.gate = HostGate(self.host, buffered, threaded=config.ready_thread,
                              on_cycles_done=self._after_cycles,
                              after_each_cycle=self._flush_outputs, on_failure=self._fail)
         self.dispatcher = Dispatcher(
             node_id, self.gate, self.transport, now_ms=lambda: loop.time() * 1000,
-            is_write=kv_commands.is_write, validate=kv_commands.validate,
+            is_write=is_write_command, validate=validate_command,
             election_timeout_ms=config.election_timeout_ticks * config.tick_ms,
-            request_timeout_ms=config.request_timeout_ms)
+            request_timeout_ms=config.request_timeout_ms,
+            remote_leader=self.cluster.remote_leader)
+        self.cluster.learned_leaders = self.dispatcher.learned_leaders
         self.clients = ClientServer(self)
         await self.transport.start(config.peer_address())
         await self.clients.start(config.client_address())
@@ -198,6 +202,8 @@ class ServerNode:
         """The cycles ended (on this thread, or the worker's are handed back): send what they
         produced, and come back if inputs arrived meanwhile or work remains."""
         self._flush_outputs()
+        if not self.gate.busy:
+            self.cluster.after_cycles()  # shard 0 may have applied a metadata change
         if self.dispatcher.retry_parked() or self.gate.has_deferred() or self.gate.more_work:
             self.schedule()  # let the loop read sockets first, then come back
 
@@ -214,6 +220,7 @@ class ServerNode:
             self.ticks += 1
             self.gate.tick()
             self.dispatcher.tick()
+            self.cluster.tick()
         except Exception as error:
             self._fail(error)
             return

@@ -27,6 +27,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from quorumkv import limits
+from quorumkv.cluster.routing import PLAIN
 from quorumkv.codec.resp import RespParser, RespProtocolError, encode_reply
 from quorumkv.kv.reply import Reply
 from quorumkv.server import commands
@@ -69,6 +70,7 @@ class ClientConnection(asyncio.Protocol):
         self.created = time.monotonic()
         self.last_active = self.created
         self.last_command = b"NULL"
+        self.mode = PLAIN  # cluster.routing.ConnectionMode, after each command (mode_after)
         self.commands_executed = 0
         self._pending: deque[ReplySlot] = deque()
         self._out: list[bytes] = []

@@ -1,0 +1,260 @@
+"""The node's view of the partitioned cluster: bootstrap, the metadata of shard 0, leaders.
+
+Theory of operation. The pure half (quorumkv.cluster) decides; this module keeps its inputs
+current on one node, on the event loop thread:
+
+- Bootstrap. On the very first start every node computes the same plan
+  (`place_shards(members, --shards, --replication-factor)`; members in node-id order), keeps
+  it in its store (`cluster_plan`, the encoded BootstrapCluster command) and bootstraps the
+  replicas the plan puts on it. Until the node knows the metadata it proposes the plan to
+  shard 0 every `metadata_poll_interval_ticks` (identical proposals answer +OK: the first one
+  applied wins, the rest change nothing). A crash between the plan and the bootstraps is
+  repaired at the next start, from the stored plan.
+- Metadata. A node hosting a replica of shard 0 reloads the metadata from it after each Ready
+  cycle that advanced shard 0's applied index; a node without one reads it from shard 0's
+  leader (`QKV.METADATA-READ`) every poll interval.
+- Leaders. For shards hosted here, the host's replicas know their leader; for the others, the
+  leader named by the last forwarded command's answer (`Dispatcher.learned_leaders`), else the
+  shard's preferred leader (`ClusterView.acting_leader`). `observe()` (every tick) rebuilds the
+  view only when leaders or reachable peers changed, so CLUSTER replies follow an election
+  within a tick of this node learning of it.
+- Preferred leaders. Every `leader_balance_interval_ticks`, the shards this node leads whose
+  preferred leader is another reachable voter are handed over (`leader_transfers`, at most
+  `leader_transfers_per_round_max` per round), which spreads leaders evenly over the nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from quorumkv import limits
+from quorumkv.cluster.metadata import (
+    METADATA_SHARD_ID,
+    ClusterMetadata,
+    Member,
+    Shard,
+    decode_metadata,
+    make_member,
+)
+from quorumkv.cluster.metadata_commands import (
+    METADATA_WRITE,
+    BootstrapCluster,
+    decode_metadata_command,
+    encode_metadata_command,
+)
+from quorumkv.cluster.metadata_state_machine import METADATA_READ, load_metadata
+from quorumkv.cluster.placement import leader_transfers, place_shards
+from quorumkv.cluster.state_machines import DATA, METADATA
+from quorumkv.cluster.view import ClusterView
+from quorumkv.host.host import Host
+from quorumkv.host.shard_view import ReadView
+from quorumkv.kv.reply import ErrorReply, Reply
+from quorumkv.server.config import DEFAULT_CLIENT_PORT, Address, ServerConfig
+from quorumkv.server.membership import Membership
+from quorumkv.storage.protocols import NodeStore
+
+log = logging.getLogger("quorumkv.cluster")
+
+CLUSTER_PLAN_META = "cluster_plan"
+"""Node metadata key of the bootstrap plan (an encoded BootstrapCluster command)."""
+
+Submit = Callable[[int, bytes, tuple[bytes, ...], Callable[[Reply], None]], None]
+
+
+def validate_command(name: bytes, args: tuple[bytes, ...]) -> ErrorReply | None:
+    """The dispatcher's check before a command leaves this node, for any shard's commands."""
+    if name in (METADATA_WRITE, METADATA_READ):
+        return METADATA.validate(name, args)
+    return DATA.validate(name, args)
+
+
+def is_write_command(name: bytes) -> bool:
+    return name == METADATA_WRITE or DATA.is_write(name)
+
+
+def plan_members(membership: Membership, config: ServerConfig) -> list[Member]:
+    """The members of the initial cluster, from the peers list (a peer without a client
+    address is taken to listen for clients on its peer host at the default client port)."""
+    members = []
+    for node_id, entry in sorted(membership.peers.items()):
+        client = entry.client_address
+        if node_id == membership.node_id:
+            client = config.client_address()
+        if client is None:
+            client = Address(entry.peer_address.host, DEFAULT_CLIENT_PORT)
+        members.append(make_member(node_id, str(client), str(entry.peer_address)))
+    return members
+
+
+def bootstrap_plan(membership: Membership, config: ServerConfig) -> BootstrapCluster:
+    """The plan every node of the initial cluster computes identically. Raises
+    errors.InvalidPlacement for a shard count or replication factor that cannot be placed."""
+    members = plan_members(membership, config)
+    shards = place_shards(members, config.shards or None, config.replication_factor or None)
+    return BootstrapCluster(membership.cluster_id, tuple(members), tuple(shards))
+
+
+class ClusterState:
+    """The cluster as this node knows it: `view` (None until the metadata is known)."""
+
+    def __init__(self, node_id: int, host: Host, submit: Submit,
+                 transfer_leader: Callable[[int, int], None],
+                 is_connected: Callable[[int], bool]) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.submit = submit
+        self.transfer_leader = transfer_leader
+        self.is_connected = is_connected
+        self.learned_leaders: dict[int, int] = {}  # the dispatcher's, once it exists
+        self.view: ClusterView | None = None
+        self.plan: BootstrapCluster | None = None
+        self._plan_shards: dict[int, Shard] = {}
+        self._metadata_applied = -1
+        self._request_pending = False
+        self._ticks = 0
+        self.transfers_started = 0
+
+    # ---- start -------------------------------------------------------------------------------
+
+    def start(self, store: NodeStore, membership: Membership, config: ServerConfig) -> None:
+        """Load or make the bootstrap plan; bootstrap the replicas it puts here on the first
+        start (the store holds no shard yet)."""
+        stored = store.get_meta(CLUSTER_PLAN_META)
+        first_start = not store.shard_ids()
+        plan: BootstrapCluster | None
+        if stored is None and first_start:
+            plan = bootstrap_plan(membership, config)
+            store.put_meta(CLUSTER_PLAN_META, encode_metadata_command(plan))
+        elif stored is not None:
+            decoded = decode_metadata_command(stored)
+            plan = decoded if isinstance(decoded, BootstrapCluster) else None
+        else:
+            plan = None  # a data directory from before partitioning: metadata from shard 0
+        self.plan = plan
+        if plan is not None:
+            self._plan_shards = {shard.shard_id: shard for shard in plan.shards}
+        if first_start and plan is not None:
+            hosted = [s for s in plan.shards if s.replica_on(self.node_id) is not None]
+            for shard in hosted:
+                self.host.bootstrap_shard(shard.shard_id,
+                                          [r.node_id for r in shard.voters()])
+            log.info("node %d: bootstrapped %d shard replicas (%s) of %d shards",
+                     self.node_id, len(hosted), [s.shard_id for s in hosted],
+                     len(plan.shards))
+
+    # ---- the metadata ------------------------------------------------------------------------
+
+    def hosts_metadata(self) -> bool:
+        return METADATA_SHARD_ID in self.host.shard_ids()
+
+    def after_cycles(self) -> None:
+        """Reload the metadata if shard 0 applied something (call between Ready cycles)."""
+        if not self.hosts_metadata():
+            return
+        applied = self.host.replica(METADATA_SHARD_ID).applied.index
+        if applied == self._metadata_applied:
+            return
+        self._metadata_applied = applied
+        metadata = load_metadata(ReadView(self.host.store.shard(METADATA_SHARD_ID)))
+        if metadata is not None:
+            self._install(metadata)
+
+    def _install(self, metadata: ClusterMetadata) -> None:
+        if self.view is not None and self.view.metadata == metadata:
+            return
+        if self.view is None:
+            log.info("node %d: cluster metadata known (epoch %d, %d members, %d shards)",
+                     self.node_id, metadata.cluster_epoch, len(metadata.members),
+                     len(metadata.shards))
+        self.view = ClusterView(metadata, self.node_id)
+        self.observe(force=True)
+
+    def _request_metadata(self) -> None:
+        """Bootstrap (no metadata yet, a plan known) or read it (no replica of shard 0)."""
+        if self._request_pending:
+            return
+        if self.view is None and self.plan is not None and self.hosts_metadata():
+            self._request_pending = True
+            command = encode_metadata_command(self.plan)
+            self.submit(METADATA_SHARD_ID, METADATA_WRITE, (command,), self._bootstrapped)
+        elif not self.hosts_metadata():
+            self._request_pending = True
+            self.submit(METADATA_SHARD_ID, METADATA_READ, (), self._read_back)
+
+    def _bootstrapped(self, reply: Reply) -> None:
+        self._request_pending = False
+        if isinstance(reply, ErrorReply):
+            log.info("node %d: bootstrap of the metadata not done yet: %s", self.node_id,
+                     reply.message.decode(errors="replace"))
+
+    def _read_back(self, reply: Reply) -> None:
+        self._request_pending = False
+        if isinstance(reply, bytes):
+            self._install(decode_metadata(reply))
+        elif reply is None and self.plan is not None:
+            # Not bootstrapped yet, and no replica of shard 0 here to propose through:
+            # propose the plan at shard 0's leader.
+            self._request_pending = True
+            command = encode_metadata_command(self.plan)
+            self.submit(METADATA_SHARD_ID, METADATA_WRITE, (command,), self._bootstrapped)
+
+    # ---- leaders -----------------------------------------------------------------------------
+
+    def remote_leader(self, shard_id: int) -> int:
+        """Where to send a command for a shard this node does not host: the leader an answer
+        named, else the shard's preferred leader. 0 for hosted shards (their own replicas
+        learn the leader; the dispatcher waits for an election)."""
+        if shard_id in self.host.shard_ids():
+            return 0
+        learned = self.learned_leaders.get(shard_id, 0)
+        if learned and learned != self.node_id:
+            return learned
+        shard = None
+        if self.view is not None:
+            shard = self.view.metadata.shards.get(shard_id)
+        if shard is None:
+            shard = self._plan_shards.get(shard_id)
+        if shard is None:
+            return 0
+        guess = self.view.acting_leader(shard) if self.view else shard.preferred_leader
+        return guess if guess != self.node_id else 0
+
+    def observe(self, force: bool = False) -> None:
+        """Rebuild the view's observations (leaders, unreachable members) if they changed."""
+        view = self.view
+        if view is None:
+            return
+        leaders: dict[int, int] = {}
+        hosted = set(self.host.shard_ids())
+        for shard_id in view.metadata.shards:
+            leader = (self.host.leader_of(shard_id) if shard_id in hosted
+                      else self.learned_leaders.get(shard_id, 0))
+            if leader:
+                leaders[shard_id] = leader
+        down = frozenset(n for n in view.metadata.members
+                         if n != self.node_id and not self.is_connected(n))
+        applied = {(s, self.node_id): self.host.replica(s).applied.index
+                   for s in hosted if s in view.metadata.shards}
+        if force or leaders != view.leaders or down != view.down_nodes:
+            self.view = view.observe(leaders=leaders, down_nodes=down, applied_indexes=applied)
+
+    # ---- time --------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self._ticks += 1
+        self.observe()
+        polling = self.view is None or not self.hosts_metadata()
+        if polling and self._ticks % limits.metadata_poll_interval_ticks == 0:
+            self._request_metadata()
+        if self._ticks % limits.leader_balance_interval_ticks == 0:
+            self._balance_leaders()
+
+    def _balance_leaders(self) -> None:
+        if self.view is None:
+            return
+        transfers = leader_transfers(self.view)[:limits.leader_transfers_per_round_max]
+        for shard_id, target in transfers:
+            if shard_id in self.host.shard_ids():
+                self.transfer_leader(shard_id, target)
+                self.transfers_started += 1
