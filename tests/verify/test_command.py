@@ -71,8 +71,8 @@ def test_ctrl_c_removes_every_process_namespace_and_claim(tmp_path: Path) -> Non
             harness.kill()
     assert harness.returncode == 130, remaining
     assert "removed" in remaining
-    assert node_processes(str(output)) == []
+    assert node_processes(str(output)) == [], remaining
     listing = namespaces.run_ip(["netns", "list"], "listing", check=False)
-    assert f"qkv-{run_id}-" not in listing
+    assert f"qkv-{run_id}-" not in listing, remaining
     assert namespaces.bridge_name(run_id) not in namespaces.run_ip(["-o", "link"], "listing")
     assert not (namespaces.STATE_DIRECTORY / f"run-{run_id}.json").exists()

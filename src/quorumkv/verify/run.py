@@ -263,16 +263,17 @@ class _Run:
         scheduler = Scheduler([NEMESES[name]() for name in options.nemeses], context, fault_log,
                               options.fault_s, options.quiet_s,
                               started + options.duration_s - options.quiet_s / 2, stop)
+        threads: list[threading.Thread] = []
         try:
-            for client in clients:
-                client.start()
-            scheduler.start()
+            for thread in [*clients, scheduler]:
+                thread.start()
+                threads.append(thread)
             stop.wait(options.duration_s)
         finally:
-            stop.set()
-            for client in clients:
-                client.join(limits.verify_client_timeout_ms / 1000 + 5)
-            scheduler.join()
+            stop.set()  # clients finish the operation in flight; the scheduler ends its fault
+            for thread in threads:
+                thread.join(None if thread is scheduler
+                            else limits.verify_client_timeout_ms / 1000 + 5)
         workload_s = time.monotonic() - started
         healed = heal_everything(context)
         fault_log.note("heal", "all", {"restarted": healed})
