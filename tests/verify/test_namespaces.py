@@ -67,6 +67,23 @@ def test_partition_rules_cut_only_the_grudged_direction(tmp_path: Path) -> None:
 
 
 @needs_namespaces
+def test_without_iptables_partitions_fall_back_to_blackhole_routes(tmp_path: Path) -> None:
+    """Without iptables the same grudge is enforced by a route at the sender, and healed."""
+    network = PrivateNetwork(2, state_directory=tmp_path)
+    hosts = network.create()
+    try:
+        faults = NetworkFaults(hosts)
+        faults.iptables = False
+        second = hosts[1].namespace or ""
+        assert faults.partition({1: {2}}) == "blackhole routes"
+        assert not reachable(second, hosts[0].client_host)
+        faults.heal()
+        assert reachable(second, hosts[0].client_host)
+    finally:
+        network.destroy()
+
+
+@needs_namespaces
 def test_stale_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
     """A run whose harness died is removed by the next run's cleanup; a live run is not."""
     live = PrivateNetwork(1, state_directory=tmp_path)
