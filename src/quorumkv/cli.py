@@ -213,6 +213,24 @@ def up(nodes: int, data_dir: str, host: str, client_port: int, peer_port: int,
     sys.exit(code)
 
 
+@main.command()
+@click.option("--address", default="127.0.0.1:7001", show_default=True,
+              help="Client address (host:port) of any node of the cluster.")
+def status(address: str) -> None:
+    """Show the cluster: nodes, shards, leaders, terms and applied indexes (INFO quorumkv of
+    every node)."""
+    from rich.console import Console
+
+    from quorumkv.server.status import read_cluster, render
+
+    try:
+        report = read_cluster(address)
+    except (OSError, ValueError) as error:
+        click.echo(f"error: cannot read the cluster from {address}: {error}", err=True)
+        sys.exit(1)
+    render(report, Console())
+
+
 # `quorumkv verify` (Jepsen-style fault injection) lives with its package.
 from quorumkv.verify.command import verify as _verify  # noqa: E402
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from .conftest import start_cluster
 from quorumkv.cluster.slots import SLOT_COUNT, key_slot
 from quorumkv.server.local_cluster import LocalCluster, resp_command, wait_until
+
+from .conftest import start_cluster
 
 SHARDS = 12
 
@@ -216,3 +219,32 @@ def test_info_says_the_node_runs_a_cluster(cluster: LocalCluster) -> None:
     port = cluster.client_ports[1]
     assert b"yes" in resp_command(port, b"CONFIG", b"GET", b"cluster-enabled")
     assert b"cluster_epoch:1" in resp_command(port, b"INFO", b"quorumkv")
+
+
+def test_status_shows_nodes_shards_and_leaders(cluster: LocalCluster) -> None:
+    """`quorumkv status` lists every node as up and every shard with its leader, term and
+    applied index on each replica."""
+    result = subprocess.run(
+        [sys.executable, "-m", "quorumkv.cli", "status", "--address",
+         f"127.0.0.1:{cluster.client_ports[2]}"],
+        capture_output=True, text=True, timeout=30, check=True,
+        env={**os.environ, "COLUMNS": "200"})
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]]
+            for line in result.stdout.splitlines() if line.startswith("│")]
+    nodes = [row for row in rows if len(row) == 5]
+    shards = [row for row in rows if len(row) == 6]
+    assert [row[2] for row in nodes] == ["up"] * 3
+    assert [int(row[0]) for row in shards] == list(range(SHARDS + 1))
+    assert all(row[2] == row[3] for row in shards[1:])  # led by the preferred leaders
+    assert all(row[5].count("/") == 3 for row in shards)  # term/applied of 3 replicas
+
+
+def test_redis_benchmark_cluster_runs_to_completion(cluster: LocalCluster) -> None:
+    """`redis-benchmark --cluster` (SET and GET over every slot) finishes without errors."""
+    result = subprocess.run(
+        ["redis-benchmark", "--cluster", "-p", str(cluster.client_ports[1]), "-n", "3000",
+         "-c", "10", "-r", "100000", "-t", "set,get", "-q"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "SET:" in result.stdout and "GET:" in result.stdout, result.stdout
+    assert "error" not in (result.stdout + result.stderr).lower()

@@ -46,7 +46,7 @@ async def test_a_storage_failure_in_a_ready_cycle_stops_the_node(tmp_path: Path)
     store = BreakingStore()
     node = ServerNode(config, open_store=lambda path: store)  # type: ignore[arg-type,return-value]
     await node.start()
-    await wait_for(lambda: node.host.is_leader(1))
+    await wait_for(lambda: node.host.is_leader(1) and node.cluster.view is not None)
     store.armed = True
     reader, writer = await asyncio.open_connection("127.0.0.1", client_port)
     writer.write(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")

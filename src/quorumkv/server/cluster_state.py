@@ -113,6 +113,7 @@ class ClusterState:
         self._metadata_applied = -1
         self._request_pending = False
         self._ticks = 0
+        self._next_request_tick = 1
         self.transfers_started = 0
 
     # ---- start -------------------------------------------------------------------------------
@@ -245,7 +246,8 @@ class ClusterState:
         self._ticks += 1
         self.observe()
         polling = self.view is None or not self.hosts_metadata()
-        if polling and self._ticks % limits.metadata_poll_interval_ticks == 0:
+        if polling and self._ticks >= self._next_request_tick:
+            self._next_request_tick = self._ticks + limits.metadata_poll_interval_ticks
             self._request_metadata()
         if self._ticks % limits.leader_balance_interval_ticks == 0:
             self._balance_leaders()
