@@ -212,7 +212,7 @@ def main() -> int:
     results: dict[str, object] = {"machine": {"cpus": os.cpu_count(),
                                               "python": sys.version.split()[0]}}
     with tempfile.TemporaryDirectory(prefix="quorumkv-bench-") as base, \
-            LocalCluster(Path(base), nodes=3) as cluster:
+            LocalCluster(Path(base), nodes=3, server_args=["--shards", "1"]) as cluster:
         cluster.start()
         cluster.wait_for_leader()
         parts = set(arguments.only.split(","))
