@@ -67,12 +67,15 @@ def test_ctrl_c_removes_every_process_namespace_and_claim(tmp_path: Path) -> Non
         harness.send_signal(signal.SIGINT)
         remaining = harness.communicate(timeout=60)[0]
     finally:
-        if harness.poll() is None:
+        if harness.poll() is None:  # it did not stop: kill it, and clean up as the next run would
             harness.kill()
+            harness.wait()
+            namespaces.remove_stale_runs()
     assert harness.returncode == 130, remaining
     assert "removed" in remaining
     assert node_processes(str(output)) == [], remaining
     listing = namespaces.run_ip(["netns", "list"], "listing", check=False)
     assert f"qkv-{run_id}-" not in listing, remaining
-    assert namespaces.bridge_name(run_id) not in namespaces.run_ip(["-o", "link"], "listing")
+    links = namespaces.run_ip(["-o", "link"], "listing")
+    assert namespaces.bridge_name(run_id) not in links and f"qkv{run_id}h" not in links
     assert not (namespaces.STATE_DIRECTORY / f"run-{run_id}.json").exists()

@@ -14,10 +14,12 @@ from .environment import needs_namespaces
 
 
 def run_names(run_id: int) -> tuple[set[str], bool]:
+    """The run's namespaces, and whether its bridge or any of its veth ends exist."""
     listing = run_ip(["netns", "list"], "listing", check=False)
     names = {line.split()[0] for line in listing.splitlines() if line.strip()}
     ours = {name for name in names if name.startswith(f"qkv-{run_id}-")}
-    bridge = namespaces.bridge_name(run_id) in run_ip(["-o", "link"], "listing", check=False)
+    links = run_ip(["-o", "link"], "listing", check=False)
+    bridge = namespaces.bridge_name(run_id) in links or f"qkv{run_id}h" in links
     return ours, bridge
 
 

@@ -25,6 +25,10 @@ from quorumkv.history import (
     check_set_history,
     from_json_lines,
 )
+from quorumkv.verify import interruption
+
+POLL_INTERVAL_S = 0.5
+"""Seconds between two looks for an interruption while a checker runs."""
 
 CHECKERS: dict[str, Callable[[History], Verdict]] = {
     "linearizability": check_register_history,
@@ -56,6 +60,15 @@ def _check_in_child(checker: str, history_path: str, sender: Connection) -> None
         sender.close()
 
 
+def _poll(receiver: Connection, deadline: float) -> bool:
+    """Wait for the child's verdict until `deadline`, waking to notice an interruption."""
+    while not receiver.poll(min(POLL_INTERVAL_S, max(0.0, deadline - time.monotonic()))):
+        interruption.check()
+        if time.monotonic() >= deadline:
+            return False
+    return True
+
+
 def check_history(checker: str, history_path: Path, seconds_max: float) -> dict[str, Any]:
     """The verdict of `checker` on the history at `history_path`, or unknown after
     `seconds_max` seconds."""
@@ -67,7 +80,7 @@ def check_history(checker: str, history_path: Path, seconds_max: float) -> dict[
     child.start()
     sender.close()
     try:
-        if receiver.poll(seconds_max):
+        if _poll(receiver, started + seconds_max):
             return dict(receiver.recv())
         return {"checker": checker, "valid": None, "key": None,
                 "message": f"unknown: the {checker} checker did not finish within "

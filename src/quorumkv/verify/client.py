@@ -26,6 +26,7 @@ import redis
 
 from quorumkv import limits
 from quorumkv.history import OpType
+from quorumkv.verify import interruption
 from quorumkv.verify.connection import NodeConnection
 from quorumkv.verify.hosts import NodeHost
 from quorumkv.verify.recorder import Recorder
@@ -162,10 +163,10 @@ def _read_until_ok(connections: list[NodeConnection], recorder: Recorder, outcom
     for attempt in range(limits.verify_final_read_attempts_max):
         connection = connections[attempt % len(connections)]
         if not connected(connection):
-            time.sleep(RECONNECT_PAUSE_S)
+            interruption.wait(RECONNECT_PAUSE_S)
             continue
         kind, _ = perform(connection, recorder, outcomes, process, request)
         if kind is OpType.OK:
             return True
-        time.sleep(RECONNECT_PAUSE_S)
+        interruption.wait(RECONNECT_PAUSE_S)
     return False

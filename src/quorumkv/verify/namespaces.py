@@ -13,7 +13,9 @@ namespaces (network_faults.py); deleting a namespace deletes its rules, its qdis
 of the veth pair (which takes the other end with it).
 
 `destroy()` kills what still runs inside the namespaces (the run's own node processes), deletes
-the namespaces and the bridge, and releases the claim. A run that crashed without doing so
+the veth pairs, the namespaces and the bridge, and releases the claim. The veths go explicitly:
+a deleted namespace lives on, with its veth pair, while orphaned TCP sockets in it still
+retransmit (minutes), which would block the next run's use of the names. A run that crashed without doing so
 leaves a claim whose owner is dead: `remove_stale_runs()`, called before every new run, removes
 such leftovers, and leftovers with no claim at all; it never touches a run whose owner lives.
 
@@ -51,6 +53,7 @@ IP_COMMAND_TIMEOUT_S = 30.0
 
 _NAMESPACE = re.compile(r"^qkv-(\d+)-(\d+)\b")
 _BRIDGE = re.compile(r"^\d+:\s+qkvbr(\d+)[:@]")
+_VETH = re.compile(r"^\d+:\s+(qkv(\d+)h\d+)[:@]")
 
 
 def namespace_name(run_id: int, node_id: int) -> str:
@@ -168,7 +171,7 @@ def _claim_path(state_directory: Path, run_id: int) -> Path:
 
 def _claim_run_id(state_directory: Path) -> int:
     state_directory.mkdir(parents=True, exist_ok=True)
-    taken = _bridges() | {run for run, _ in _namespaces()}
+    taken = _bridges() | {run for run, _ in _namespaces()} | set(_veths().values())
     for run_id in RUN_IDS:
         if run_id in taken:
             continue
@@ -197,6 +200,13 @@ def _namespaces() -> set[tuple[int, int]]:
 def _bridges() -> set[int]:
     listing = run_ip(["-o", "link", "show", "type", "bridge"], "listing bridges", check=False)
     return {int(m.group(1)) for m in map(_BRIDGE.match, listing.splitlines()) if m}
+
+
+def _veths() -> dict[str, int]:
+    """Root-side veth ends of any run, name -> run id. A deleted namespace can outlive its
+    name for minutes (its orphaned TCP sockets keep it), and its veth pair with it."""
+    listing = run_ip(["-o", "link", "show", "type", "veth"], "listing veth links", check=False)
+    return {m.group(1): int(m.group(2)) for m in map(_VETH.match, listing.splitlines()) if m}
 
 
 def _owner_alive(state_directory: Path, run_id: int) -> bool:
@@ -229,7 +239,7 @@ def remove_stale_runs(state_directory: Path = STATE_DIRECTORY) -> list[int]:
         for path in state_directory.glob("run-*.json"):
             with contextlib.suppress(ValueError):
                 claims.add(int(path.stem.removeprefix("run-")))
-    seen = claims | _bridges() | {run for run, _ in _namespaces()}
+    seen = claims | _bridges() | {run for run, _ in _namespaces()} | set(_veths().values())
     stale = sorted(run for run in seen if not _owner_alive(state_directory, run))
     for run_id in stale:
         _remove_run(run_id, state_directory)
@@ -237,7 +247,11 @@ def remove_stale_runs(state_directory: Path = STATE_DIRECTORY) -> list[int]:
 
 
 def _remove_run(run_id: int, state_directory: Path) -> None:
-    """Kill what runs in the run's namespaces, delete them and the bridge, drop the claim."""
+    """Kill what runs in the run's namespaces, delete their veth pairs, the namespaces and the
+    bridge, drop the claim."""
+    for veth, run in _veths().items():
+        if run == run_id:  # deleting one end deletes the pair, even if the namespace lingers
+            run_ip(["link", "del", veth], f"deleting {veth}", check=False)
     for run, node_id in sorted(_namespaces()):
         if run != run_id:
             continue

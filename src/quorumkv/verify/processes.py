@@ -32,6 +32,7 @@ import redis
 
 from quorumkv import limits
 from quorumkv.errors import VerifySetupFailed
+from quorumkv.verify import interruption
 from quorumkv.verify.connection import NodeConnection
 from quorumkv.verify.hosts import NodeHost, peers_flag
 
@@ -162,7 +163,7 @@ class NodeProcesses:
             if time.monotonic() > deadline:
                 raise VerifySetupFailed(f"starting node {node_id}",
                                         "it did not answer PING in time")
-            time.sleep(POLL_INTERVAL_S)
+            interruption.wait(POLL_INTERVAL_S)
 
     def kill(self, node_id: int) -> None:
         """SIGKILL a node (by PID) and wait for it to die."""
@@ -323,5 +324,5 @@ class NodeProcesses:
         while self.agreed_leaders() is None:
             if time.monotonic() > deadline:
                 return False
-            time.sleep(POLL_INTERVAL_S)
+            interruption.wait(POLL_INTERVAL_S)
         return True

@@ -10,8 +10,8 @@ Theory of operation. `run_verify` does, in order:
 5. stop the nodes and remove the network (so the checkers get the CPU), check the history,
    write `results.json` and the plot.
 
-Everything created in 1-2 is removed in a `finally`, also on Ctrl-C and SIGTERM (turned into
-KeyboardInterrupt while the run lasts) and on the harness's own errors; a harness killed with
+Everything created in 1-2 is removed in a `finally`, also on Ctrl-C, SIGTERM and SIGHUP
+(interruption.py) and on the harness's own errors; a harness killed with
 SIGKILL leaves a claim that the next run's stale cleanup removes (namespaces.py).
 
 Verdicts: the workload's checker, `recovery` (every node up and agreeing on leaders within
@@ -23,17 +23,15 @@ if every verdict is; exit status 0 then, 1 if a verdict is false, 2 if one is un
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import random
 import shutil
-import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from typing import Any
 from quorumkv import limits
 from quorumkv.errors import VerifySetupFailed
 from quorumkv.history import History
+from quorumkv.verify import interruption
 from quorumkv.verify.checking import check_history
 from quorumkv.verify.client import Client, Outcomes, final_reads
 from quorumkv.verify.hosts import NodeHost, loopback_hosts
@@ -127,52 +126,6 @@ def run_directory(options: RunOptions) -> Path:
     return directory
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived during a run (handled as Ctrl-C: clean up, then stop)."""
-
-
-@contextlib.contextmanager
-def interrupts_raise() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP raise Interrupted in the main thread (like Ctrl-C)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(number: int, frame: object) -> None:
-        raise Interrupted(f"signal {signal.Signals(number).name}")
-
-    previous = {number: signal.signal(number, handler)
-                for number in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """While inside, SIGINT, SIGTERM and SIGHUP are only noted (a second Ctrl-C must not cut
-    the cleanup short); one that arrived raises Interrupted when the block ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    arrived: list[int] = []
-
-    def note(number: int, frame: object) -> None:
-        arrived.append(number)
-
-    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {number: signal.signal(number, note) for number in numbers}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
-        if arrived:
-            raise Interrupted(f"signal {signal.Signals(arrived[0]).name} during cleanup")
-
-
 def run_verify(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
     """Run one verify run (see the module docstring); raise ValueError for bad options,
     VerifyUnavailable when namespaces are needed and missing, VerifySetupFailed when the
@@ -183,7 +136,7 @@ def run_verify(options: RunOptions, say: Callable[[str], None] = print) -> RunRe
     seed = options.seed if options.seed is not None else int.from_bytes(os.urandom(4), "big")
     directory = run_directory(options)
     result = RunResult(directory)
-    with interrupts_raise():
+    with interruption.interrupts_raise():
         _Run(options, seed, directory, say).execute(result)
     return result
 
@@ -238,7 +191,7 @@ class _Run:
         return self.network.create()
 
     def _tear_down(self) -> None:
-        with signals_deferred():
+        with interruption.signals_deferred():
             if self.processes is not None:
                 self.processes.close()
             if self.network is not None:
@@ -268,7 +221,7 @@ class _Run:
             for thread in [*clients, scheduler]:
                 thread.start()
                 threads.append(thread)
-            stop.wait(options.duration_s)
+            interruption.wait(options.duration_s)
         finally:
             stop.set()  # clients finish the operation in flight; the scheduler ends its fault
             for thread in threads:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from quorumkv.verify import interruption
 from quorumkv.verify.nemesis import Context, Nemesis
 from quorumkv.verify.recorder import Recorder
 
@@ -104,6 +105,8 @@ class Scheduler(threading.Thread):
                 turn += 1
                 if self.stop.wait(self.quiet_s):
                     return
+        except interruption.Interrupted:
+            return  # the main thread stops the run and removes everything
         except Exception:  # noqa: BLE001 - reported in results.json, the run goes on healing
             self.error = traceback.format_exc()
             self.log.note("scheduler", "error", {"traceback": self.error})
