@@ -51,6 +51,7 @@ bench: $(STAMP) system-deps
 	$(PY) bench/raft_core.py
 	$(PY) bench/storage.py
 	$(PY) bench/server.py
+	$(PY) bench/cluster.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
