@@ -177,6 +177,13 @@ random_key_records_max = 1_000
 
 # ---- Storage (RocksDB) ----------------------------------------------------------------------
 
+log_tail_entries_max = 4_096
+"""Entries of one shard's log the RocksDB store keeps in memory after appending them, to
+serve the reads of committed entries (apply) and of recent ones (replication) without RocksDB."""
+
+log_tail_bytes_max = 8 * 1024 * 1024
+"""Bytes (Entry.size_bytes) of one shard's in-memory log tail at most."""
+
 rocksdb_block_cache_bytes = 64 * 1024 * 1024
 """Bytes of the block cache shared by all column families (data, index and filter blocks)."""
 

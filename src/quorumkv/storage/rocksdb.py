@@ -12,8 +12,10 @@ generation), loaded at open, and the translation works on copies that replace th
 only once RocksDB accepted the batch. A failed write (errors.DiskFull) changes nothing.
 
 Reads. Terms, bounds, hard states and applied points come from the cache (the log itself is
-read, and every record checksum-verified, once at open). Entries and data are read from RocksDB;
-an entry's checksum is verified on every read, data blocks by RocksDB's block checksums. A
+read, and every record checksum-verified, once at open). The last entries appended since open
+are served from memory (log_tail.py: a bounded tail per shard, changed only once a batch is
+written, like the caches); other entries and data are read from RocksDB; an entry's checksum
+is verified on every read, data blocks by RocksDB's block checksums. A
 failed check raises errors.CorruptStorage naming the database and the shard/index or file.
 
 Snapshots. `open_snapshot` creates a RocksDB iterator over the shard's data at once: an
@@ -45,6 +47,7 @@ from quorumkv.raft.types import ConfState, Entry, HardState, SnapshotMeta
 from quorumkv.storage import batch as ops
 from quorumkv.storage import encoding, key_layout, rocksdb_errors, rocksdb_options
 from quorumkv.storage.batch import OperationBatch
+from quorumkv.storage.log_tail import LogTail
 from quorumkv.storage.log_terms import LogTerms
 from quorumkv.storage.protocols import WriteBatch
 from quorumkv.storage.rocksdb_cursor import PAIRS_PER_READ, Cursor
@@ -111,6 +114,9 @@ class RocksDBLog:
         self._store.cache(self._shard_id).terms.check_range(low, high)
         if low == high:
             return []
+        cached = self._store.tail(self._shard_id).entries(low, high, bytes_max)
+        if cached is not None:
+            return cached
         return self._store.read_entries(self._shard_id, low, high, bytes_max)
 
     def snapshot_meta(self) -> SnapshotMeta:
@@ -146,6 +152,7 @@ class _WritePlan:
         self.caches: dict[int, _ShardCache] = {}
         self.alive: dict[int, bool] = {}
         self.images: list[RocksDBStagedSnapshot] = []
+        self.tail_changes: list[tuple[int, str, Any]] = []  # (shard, change, argument), in order
         self.raft = store.handle("raft")
         self.data = store.handle("data")
         self.meta = store.handle("meta")
@@ -199,6 +206,7 @@ class _WritePlan:
         for entry in kept:
             self.batch.put(key_layout.entry_key(shard_id, entry.index),
                            encoding.encode_entry(entry), self.raft)
+        self.tail_changes.append((shard_id, "append", kept))
         if previous_last > terms.last_index:
             self.batch.delete_range(key_layout.entry_key(shard_id, terms.last_index + 1),
                                     key_layout.entry_key(shard_id, previous_last + 1), self.raft)
@@ -210,6 +218,7 @@ class _WritePlan:
         if meta.index < base:
             return
         terms.compact(meta.index, meta.term)
+        self.tail_changes.append((shard_id, "compact", meta.index))
         if min(meta.index, last) > base:
             self.batch.delete_range(key_layout.entry_key(shard_id, base + 1),
                                     key_layout.entry_key(shard_id, min(meta.index, last) + 1),
@@ -230,6 +239,7 @@ class _WritePlan:
                                 key_layout.entries_end_key(shard_id), self.raft)
         cache.generation = staged.generation
         cache.terms.reset(staged.meta.index, staged.meta.term)
+        self.tail_changes.append((shard_id, "clear", None))
         cache.applied = staged.meta
         self._put_record(key_layout.KIND_GENERATION, shard_id, encoding.pack(staged.generation))
         self._put_record(key_layout.KIND_BASE, shard_id, encoding.encode_meta(staged.meta))
@@ -247,6 +257,7 @@ class _WritePlan:
                 self.batch.delete(key_layout.shard_record_key(kind, shard_id), self.raft)
         self.caches[shard_id] = _ShardCache(shard_id)
         self.alive[shard_id] = False
+        self.tail_changes.append((shard_id, "clear", None))
 
     def release(self) -> None:
         """Drop the column family handles: they hold the database open (rocksdb_cursor.py)."""
@@ -256,6 +267,8 @@ class _WritePlan:
         """The batch is written: its caches become the store's."""
         for shard_id, cache in self.caches.items():
             self.store.replace_cache(shard_id, cache if self.alive[shard_id] else None)
+        for shard_id, change, argument in self.tail_changes:
+            self.store.change_tail(shard_id, change, argument)
         for image in self.images:
             image.installed = True
             image.discard()
@@ -299,6 +312,7 @@ class RocksDBStore:
         self._handles: dict[str, Any] = {}
         self._families: dict[str, Any] = {}
         self._caches: dict[int, _ShardCache] = {}
+        self._tails: dict[int, LogTail] = {}
         self._generations_allocated: dict[int, int] = {}
         self._disk_full = False
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
@@ -327,6 +341,7 @@ class RocksDBStore:
                              for name in rocksdb_options.COLUMN_FAMILIES}
             self._check_format_version()
             self._caches = self._load_raft_records()
+            self._tails = {}
             orphans = self._find_data_generations()
         except Exception as error:
             self._close_quietly()
@@ -540,6 +555,23 @@ class RocksDBStore:
             self._caches.pop(shard_id, None)
         else:
             self._caches[shard_id] = cache
+
+    def tail(self, shard_id: int) -> LogTail:
+        """The in-memory tail of the shard's log (empty for a shard never appended to)."""
+        tail = self._tails.get(shard_id)
+        if tail is None:
+            tail = self._tails[shard_id] = LogTail()
+        return tail
+
+    def change_tail(self, shard_id: int, change: str, argument: Any) -> None:
+        """Replay one change of a written batch on the shard's tail (_WritePlan.commit)."""
+        tail = self.tail(shard_id)
+        if change == "append":
+            tail.append(argument)
+        elif change == "compact":
+            tail.compact(argument)
+        else:
+            tail.clear()
 
     def handle(self, family: str) -> Any:
         return self._handles[family]
