@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from quorumkv import errors
 from quorumkv.cluster.state_machines import StateMachine
-from quorumkv.host.shard_view import ApplyView, ReadView
+from quorumkv.host.shard_view import ApplyCache, ApplyView, ReadView
 from quorumkv.invariant import invariant
 from quorumkv.kv.command import decode_command
 from quorumkv.raft.confchange import ConfChange
@@ -53,6 +53,7 @@ class Replica:
     role: Role = Role.FOLLOWER
     leader_id: int = 0
     term: int = 0
+    apply_cache: ApplyCache = field(default_factory=ApplyCache)
 
     # ---- applying ----------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ class Replica:
                       completions: list[tuple[Done, object]],
                       on_applied: Callable[[Entry], None] | None) -> None:
         """Apply committed entries into `batch`, collecting the proposals they complete."""
-        view = ApplyView(self.shard_id, store.shard(self.shard_id), batch)
+        view = ApplyView(self.shard_id, store.shard(self.shard_id), batch, self.apply_cache)
         for entry in entries:
             if entry.index <= self.applied.index:
                 continue  # covered by an installed snapshot
@@ -101,6 +102,7 @@ class Replica:
         """The shard's state was replaced by a snapshot: proposals it covers have an unknown
         fate (the image does not say which entries it contains)."""
         self.applied = meta
+        self.apply_cache.clear()
         for index in [i for i in self.proposals if i <= meta.index]:
             _, done = self.proposals.pop(index)
             if done is not None:

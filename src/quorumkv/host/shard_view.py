@@ -5,6 +5,16 @@ overlaid with the writes of entries applied earlier in the same batch (which is 
 written), and writes go both into that overlay and into the WriteBatch. So entry N+1 sees
 entry N's effects although the batch that carries both is written once, at the end.
 
+`ApplyCache` keeps, across batches, the values of the keys every write reads again and
+again: the per-slot key counts of kv (layout.COUNT_PREFIX), read and rewritten by every SET of
+a new key and every DEL; without it each such command read RocksDB twice (docs/performance.md).
+It is written through: an ApplyView stores every value it reads or writes under those keys in
+the cache at once, before the batch is written. That is exact because the host writes the
+apply batch of a cycle before anything else reads or applies (a full disk stalls the cycle and
+retries the same batch; any other storage failure stops the node, and the cache with it); an
+installed snapshot replaces the data, so the replica clears its cache then. The cache never
+changes what apply computes, only where a value comes from, so replicas stay identical.
+
 `ReadView` is the read-only view for queries answered after ReadIndex; writing through it is
 a bug.
 """
@@ -13,7 +23,9 @@ from __future__ import annotations
 
 import bisect
 
+from quorumkv import limits
 from quorumkv.invariant import invariant
+from quorumkv.kv.layout import COUNT_PREFIX
 from quorumkv.storage.protocols import ShardState, WriteBatch
 
 _DELETED = None
@@ -38,20 +50,61 @@ class ReadView:
         invariant(False, "a read-only command tried to delete")
 
 
+class ApplyCache:
+    """Values of one shard's often-rewritten keys (slot key counts), as applied so far."""
+
+    __slots__ = ("_values", "entries_max")
+
+    def __init__(self, entries_max: int = limits.apply_cache_entries_max) -> None:
+        self.entries_max = entries_max
+        self._values: dict[bytes, bytes | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @staticmethod
+    def holds(key: bytes) -> bool:
+        """Whether `key` is one the cache keeps."""
+        return key.startswith(COUNT_PREFIX)
+
+    def lookup(self, key: bytes) -> tuple[bool, bytes | None]:
+        """(found, value): value None with found True means the key is known absent."""
+        try:
+            return True, self._values[key]
+        except KeyError:
+            return False, None
+
+    def remember(self, key: bytes, value: bytes | None) -> None:
+        if len(self._values) >= self.entries_max and key not in self._values:
+            self._values.clear()  # rare (more slots than the bound): start over
+        self._values[key] = value
+
+    def clear(self) -> None:
+        self._values.clear()
+
+
 class ApplyView:
     """Applied data plus the not-yet-written writes of this batch, for one shard."""
 
-    def __init__(self, shard_id: int, state: ShardState, batch: WriteBatch) -> None:
+    def __init__(self, shard_id: int, state: ShardState, batch: WriteBatch,
+                 cache: ApplyCache | None = None) -> None:
         self._shard_id = shard_id
         self._state = state
         self._batch = batch
+        self._cache = cache if cache is not None else ApplyCache()
         self._overlay: dict[bytes, bytes | None] = {}
         self._overlay_keys: list[bytes] = []  # sorted, for scans
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._overlay:
             return self._overlay[key]
-        return self._state.get(key)
+        if not ApplyCache.holds(key):
+            return self._state.get(key)
+        found, value = self._cache.lookup(key)
+        if not found:
+            value = self._state.get(key)
+            self._cache.remember(key, value)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         self._remember(key, value)
@@ -86,6 +139,8 @@ class ApplyView:
         return self._overlay_keys[low:high]
 
     def _remember(self, key: bytes, value: bytes | None) -> None:
+        if ApplyCache.holds(key):
+            self._cache.remember(key, value)
         if key not in self._overlay:
             bisect.insort(self._overlay_keys, key)
         self._overlay[key] = value
