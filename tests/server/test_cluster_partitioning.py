@@ -248,3 +248,32 @@ def test_redis_benchmark_cluster_runs_to_completion(cluster: LocalCluster) -> No
     assert result.returncode == 0, result.stderr
     assert "SET:" in result.stdout and "GET:" in result.stdout, result.stdout
     assert "error" not in (result.stdout + result.stderr).lower()
+
+
+def test_readonly_connections_read_from_followers(cluster: LocalCluster) -> None:
+    """After READONLY, a read of a key whose shard is led elsewhere is answered by this
+    node's replica (possibly stale: the test waits for the write to reach it), not -MOVED;
+    a write is still redirected."""
+    key = b"follower-read"
+    slot = key_slot(key)
+    owner_port = _masters(cluster, 1)[slot]
+    writer = cluster_client(cluster)
+    assert writer.set(key, "fresh")
+    writer.close()
+    follower = next(n for n in cluster.node_ids if cluster.client_ports[n] != owner_port)
+    client = plain(cluster, follower)
+    connection = client.connection_pool.get_connection()
+    connection.send_command("READONLY")
+    assert connection.read_response() == b"OK"
+
+    def read() -> bytes | None:
+        connection.send_command("GET", key)
+        reply = connection.read_response()
+        return reply if reply == b"fresh" else None
+
+    assert wait_until(read, 10, "the write to reach the follower") == b"fresh"
+    connection.send_command("SET", key, "x")
+    with pytest.raises(redis.exceptions.MovedError):
+        connection.read_response()
+    client.connection_pool.release(connection)
+    client.close()

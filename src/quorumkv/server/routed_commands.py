@@ -6,8 +6,11 @@ becomes (docs/cluster.md, Routing); this module does it, on the event loop threa
 - `Local`, `Forward`, `NoLeader`: the dispatcher runs the command at its shard's leader (here,
   forwarded, or once an election ends); for a shard this node does not host it forwards to the
   leader an earlier answer named, else the shard's preferred leader, and follows the leader
-  hint of a RETRY answer. A READONLY client's read (`stale_read`) is run like any read
-  (through ReadIndex at the leader): stricter than Redis Cluster, never staler.
+  hint of a RETRY answer.
+- `Local` with `stale_read` (a READONLY client's read on a follower, as Redis Cluster's
+  replica reads): answered at once from this replica's applied state, without asking the
+  leader; it may miss the latest writes. While a Ready cycle runs on the worker thread (it may
+  be writing the store) the read goes the linearizable way instead.
 - `Moved`, `CrossSlot`, `Answer`: their reply at once.
 - `SplitAcrossShards`: every part is submitted to its shard at once; the replies are gathered
   (`fan_out.gather`) when the last one arrives. The parts are independent commands: not
@@ -42,11 +45,14 @@ from quorumkv.cluster.routing import (
     route,
 )
 from quorumkv.cluster.scan_cursor import ScanStep, finish_scan
+from quorumkv.cluster.state_machines import DATA
+from quorumkv.host.shard_view import ReadView
 from quorumkv.kv.reply import Reply
 from quorumkv.server import unsafe_testing
 
 if TYPE_CHECKING:
     from quorumkv.server.resp_server import ClientConnection, ReplySlot
+    from quorumkv.storage.protocols import NodeStore
 
 _choices = random.Random()
 
@@ -61,7 +67,9 @@ def run_data_command(connection: ClientConnection, mode: ConnectionMode, name: b
         return
     routing = ClientRouting(node.config.client_routing)
     decision = route(view, mode, routing, name, args, choice=_choices.randrange(1 << 30))
-    if isinstance(decision, (Local, Forward, NoLeader)):
+    if isinstance(decision, Local) and decision.stale_read and not node.gate.busy:
+        connection.fill(slot, _stale_read(node.host.store, decision.shard_id, name, args))
+    elif isinstance(decision, (Local, Forward, NoLeader)):
         if unsafe_testing.intercept(connection, decision.shard_id, name, args, slot):
             return  # a deliberately broken behaviour for the verify harness (never production)
         node.dispatcher.submit(decision.shard_id, name, args,
@@ -72,6 +80,14 @@ def run_data_command(connection: ClientConnection, mode: ConnectionMode, name: b
         _split(connection, decision, slot)
     else:
         _scan(connection, decision, slot)
+
+
+def _stale_read(store: NodeStore, shard_id: int, name: bytes, args: tuple[bytes, ...]) -> Reply:
+    """A read from this replica's applied state (READONLY clients; possibly stale)."""
+    invalid = DATA.validate(name, args)
+    if invalid is not None:
+        return invalid
+    return DATA.read(ReadView(store.shard(shard_id)), name, args, int(time.time() * 1000))
 
 
 def _split(connection: ClientConnection, decision: SplitAcrossShards, slot: ReplySlot) -> None:
