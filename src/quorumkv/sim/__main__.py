@@ -7,6 +7,8 @@
     python -m quorumkv.sim --seed N --trace-hash    only the sha256 of the event trace
     --disk memory|rocksdb                           the node stores (memory = FaultyDiskStore)
     --trace                                         with --seed: print every trace line too
+    --options "seed=N disk=... ..."                 replay exactly the options line a run
+                                                    printed (even after option drawing changed)
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import multiprocessing
 import sys
 from collections.abc import Iterator
 
-from quorumkv.sim.options import DISKS
-from quorumkv.sim.simulator import RunResult, run_seed
+from quorumkv.sim.options import DISKS, SimOptions
+from quorumkv.sim.simulator import RunResult, Simulation, options_of_seed, run_seed
 
 
 def parse_seed_range(text: str) -> range:
@@ -33,12 +35,22 @@ def parse_seed_range(text: str) -> range:
     return range(start, end)
 
 
+def parse_options(text: str) -> SimOptions:
+    """An options line as printed by a run (the `seed=...` words)."""
+    try:
+        return SimOptions.from_description(text.removeprefix("options:").strip())
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(f"--options: {error}") from error
+
+
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m quorumkv.sim",
                                      description="Run the deterministic cluster simulator.")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="run one seed")
     which.add_argument("--seeds", type=parse_seed_range, help="run seeds A to B-1 (A:B)")
+    which.add_argument("--options", type=parse_options, metavar="LINE",
+                       help="run exactly these options (the line a run printed)")
     parser.add_argument("--jobs", type=int, default=1, help="processes for --seeds (default 1)")
     parser.add_argument("--trace-hash", action="store_true",
                         help="print only the sha256 of the complete event trace")
@@ -48,8 +60,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_one(seed: int, disk: str, trace_hash: bool, trace: bool) -> int:
-    result = run_seed(seed, disk, keep_trace=trace)
+def run_one(options: SimOptions, trace_hash: bool, trace: bool) -> int:
+    result = Simulation(options, keep_trace=trace).run()
+    seed = options.seed
     if trace_hash:
         print(result.trace_hash)
         return 0 if result.ok else 1
@@ -103,8 +116,10 @@ def run_many(seeds: range, disk: str, jobs: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    if args.options is not None:
+        return run_one(args.options, args.trace_hash, args.trace)
     if args.seed is not None:
-        return run_one(args.seed, args.disk, args.trace_hash, args.trace)
+        return run_one(options_of_seed(args.seed, args.disk), args.trace_hash, args.trace)
     return run_many(args.seeds, args.disk, max(1, args.jobs))
 
 

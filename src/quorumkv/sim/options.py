@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import TypeVar
 
 from quorumkv import limits
@@ -69,14 +69,23 @@ class SimOptions:
     operation_timeout_ticks: int = 60
 
     def describe(self) -> str:
-        """One line of `name=value` pairs, in field order (printed before every run)."""
-        parts = []
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, float):
-                value = f"{value:.3f}"
-            parts.append(f"{item.name}={value}")
-        return " ".join(parts)
+        """One line of `name=value` pairs, in field order (printed before every run); exact
+        (floats in full), so `from_description` gives these options back."""
+        return " ".join(f"{item.name}={getattr(self, item.name)!s}" for item in fields(self))
+
+    @classmethod
+    def from_description(cls, text: str) -> SimOptions:
+        """The options a `describe()` line names; fields it does not name keep their defaults
+        (off, for faults added since). Raises ValueError on an unknown name or bad value."""
+        known = {item.name: item for item in fields(cls)}
+        values: dict[str, object] = {}
+        for pair in text.split():
+            name, _, raw = pair.partition("=")
+            if name not in known:
+                raise ValueError(f"unknown simulator option {name!r} in {pair!r}")
+            default = known[name].default
+            values[name] = _parse_value(raw, 0 if default is MISSING else default)
+        return cls(**values)  # type: ignore[arg-type]
 
     def enabled_faults(self) -> list[str]:
         """The fault kinds this run injects, in a fixed order."""
@@ -102,6 +111,18 @@ class SimOptions:
         if self.clock_jitter_us or self.clock_offset_max_us:
             kinds.append("clock")
         return kinds
+
+
+def _parse_value(raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        if raw not in ("True", "False"):
+            raise ValueError(f"{raw!r} is not True or False")
+        return raw == "True"
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
 
 
 def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOptions:

@@ -674,8 +674,12 @@ class Simulation:
         }
 
 
+def options_of_seed(seed: int, disk: str = "memory") -> SimOptions:
+    """The options seed `seed` draws (from its first child Random)."""
+    return draw_options(seed, random.Random(random.Random(seed).getrandbits(64)), disk)
+
+
 def run_seed(seed: int, disk: str = "memory", keep_trace: bool = False,
              listener: Listener | None = None) -> RunResult:
     """Draw the options of `seed` and run it."""
-    options = draw_options(seed, random.Random(random.Random(seed).getrandbits(64)), disk)
-    return Simulation(options, keep_trace, listener).run()
+    return Simulation(options_of_seed(seed, disk), keep_trace, listener).run()
