@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 from quorumkv.verify import namespaces
@@ -104,3 +105,22 @@ def test_stale_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
     finally:
         live.destroy()
         stale.destroy()
+
+
+@needs_namespaces
+def test_concurrent_claims_get_distinct_run_ids(tmp_path: Path) -> None:
+    """Runs claiming at the same time get distinct run ids, and no claim is ever half-written
+    (so no run's stale cleanup removes another live run)."""
+    networks = [PrivateNetwork(1, state_directory=tmp_path) for _ in range(4)]
+    threads = [threading.Thread(target=network.create) for network in networks]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len({network.run_id for network in networks}) == 4
+        assert all(run_names(network.run_id)[0] for network in networks)
+    finally:
+        for network in networks:
+            network.destroy()
+    assert not list(tmp_path.iterdir())

@@ -1,7 +1,8 @@
 """The private network of a verify run: one network namespace per node on a bridge of its own.
 
-Theory of operation. Each run claims a run id R (1..250) by creating a state file with O_EXCL
-in `STATE_DIRECTORY`, recording the harness's PID; only then does it create anything, so every
+Theory of operation. Each run claims a run id R (1..250) by creating a state file in
+`STATE_DIRECTORY` that records the harness's PID and start time (atomically: a hard link to a
+complete file, which fails if the claim exists); only then does it create anything, so every
 resource of the run is covered by a claim. It then builds, with one `ip -batch` call:
 
     bridge qkvbrR (10.77.R.254/24, the clients' side, in the root namespace)
@@ -31,6 +32,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from quorumkv.errors import VerifySetupFailed, VerifyUnavailable
@@ -170,19 +172,27 @@ def _claim_path(state_directory: Path, run_id: int) -> Path:
 
 
 def _claim_run_id(state_directory: Path) -> int:
+    """Claim the first free run id. The claim appears with its content in one step (a hard
+    link to a complete file), so another run's stale cleanup never reads a half-written claim
+    and takes a live run for a dead one."""
     state_directory.mkdir(parents=True, exist_ok=True)
     taken = _bridges() | {run for run, _ in _namespaces()} | set(_veths().values())
-    for run_id in RUN_IDS:
-        if run_id in taken:
-            continue
-        try:
-            descriptor = os.open(_claim_path(state_directory, run_id),
-                                 os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            continue
-        with os.fdopen(descriptor, "w") as claim:
-            json.dump({"owner_pid": os.getpid()}, claim)
-        return run_id
+    owner = {"owner_pid": os.getpid(), "owner_start": _start_time(os.getpid())}
+    with tempfile.NamedTemporaryFile("w", dir=state_directory, prefix="draft-", suffix=".json",
+                                     delete=False) as handle:
+        json.dump(owner, handle)
+    draft = Path(handle.name)
+    try:
+        for run_id in RUN_IDS:
+            if run_id in taken:
+                continue
+            try:
+                os.link(draft, _claim_path(state_directory, run_id))
+            except FileExistsError:
+                continue
+            return run_id
+    finally:
+        draft.unlink()
     raise VerifySetupFailed("claiming a run id", f"all of {len(RUN_IDS)} run ids are in use; "
                             f"see {state_directory}")
 
@@ -210,25 +220,33 @@ def _veths() -> dict[str, int]:
 
 
 def _owner_alive(state_directory: Path, run_id: int) -> bool:
+    """Whether the process that claimed the run still runs (the same process: its start time
+    is in the claim, so a reused PID does not count)."""
     try:
-        owner = int(json.loads(_claim_path(state_directory, run_id).read_text())["owner_pid"])
+        claim = json.loads(_claim_path(state_directory, run_id).read_text())
+        owner, started = int(claim["owner_pid"]), claim.get("owner_start")
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    now = _start_time(owner)
+    return now is not None and (started is None or now == started) and not _is_zombie(owner)
+
+
+def _process_status(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name ([] if there is no such process)."""
     try:
-        os.kill(owner, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(owner)
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (None if it does not exist)."""
+    fields = _process_status(pid)
+    return int(fields[19]) if len(fields) > 19 else None
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return status.rpartition(")")[2].split()[:1] == ["Z"]
+    return _process_status(pid)[:1] == ["Z"]
 
 
 def remove_stale_runs(state_directory: Path = STATE_DIRECTORY) -> list[int]:
