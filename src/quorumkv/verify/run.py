@@ -116,14 +116,19 @@ def check_options(options: RunOptions) -> None:
 
 
 def run_directory(options: RunOptions) -> Path:
+    """A new directory for the run: OUTPUT/NAME, or OUTPUT/<timestamp>, suffixed -2, -3...
+    when taken."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = options.output / (options.name or stamp)
-    directory, number = base, 1
-    while directory.exists():
-        number += 1
-        directory = base.with_name(f"{base.name}-{number}")
-    directory.mkdir(parents=True)
-    return directory
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 1000):
+        directory = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            directory.mkdir()  # fails if another run took the name in the meantime
+        except FileExistsError:
+            continue
+        return directory
+    raise VerifySetupFailed("making the run directory", f"{base}-N exist for N up to 999")
 
 
 def run_verify(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
