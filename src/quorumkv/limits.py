@@ -248,6 +248,10 @@ round waits this long after start, so that the first elections settle)."""
 leader_transfers_per_round_max = 4
 """Leadership transfers one node starts in one round (bounds the elections they cause)."""
 
+shard_statistics_interval_ticks = 100
+"""Ticks between two samples of the statistics (keys, reads/s, writes/s) of the shards a node
+leads."""
+
 metadata_poll_interval_ticks = 20
 """Ticks between two attempts to learn or bootstrap the cluster metadata while the node does
 not know it (or, hosting no replica of shard 0, to refresh it)."""

@@ -12,7 +12,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from quorumkv.cluster.slots import SLOT_COUNT, key_slot
-from quorumkv.server.local_cluster import LocalCluster, resp_command, wait_until
+from quorumkv.server.local_cluster import LocalCluster, info_fields, resp_command, wait_until
 
 from .conftest import start_cluster
 
@@ -277,3 +277,25 @@ def test_readonly_connections_read_from_followers(cluster: LocalCluster) -> None
         connection.read_response()
     client.connection_pool.release(connection)
     client.close()
+
+
+def test_shard_statistics_are_sampled_on_the_leaders(cluster: LocalCluster) -> None:
+    """Every shard's leader reports its statistics in INFO quorumkv: the keys written by the
+    earlier tests are counted, shard by shard, on the node leading each shard."""
+    client = cluster_client(cluster)
+    for index in range(100):
+        client.set(f"statistics:{index}", index)
+    client.close()
+
+    def statistics() -> dict[int, dict[str, str]]:
+        found = {}
+        for node_id in cluster.node_ids:
+            for name, value in info_fields(cluster.client_ports[node_id]).items():
+                if name.startswith("shard_statistics_"):
+                    found[int(name.rsplit("_", 1)[1])] = dict(
+                        item.split("=", 1) for item in value.split(","))
+        return found if len(found) == SHARDS and all(
+            int(s["keys"]) > 0 for s in found.values()) else {}
+
+    found = wait_until(statistics, 30, "every shard's statistics")
+    assert all(float(s["writes_per_second"]) >= 0 for s in found.values())

@@ -18,6 +18,10 @@ current on one node, on the event loop thread:
   shard's preferred leader (`ClusterView.acting_leader`). `observe()` (every tick) rebuilds the
   view only when leaders or reachable peers changed, so CLUSTER replies follow an election
   within a tick of this node learning of it.
+- Statistics. Every `shard_statistics_interval_ticks`, between Ready cycles, each shard this
+  node leads is sampled (`ShardSample`: its key count, the reads and writes this node ran as
+  its leader) and `statistics` holds each one's `ShardStatistics` (keys, reads/s, writes/s)
+  against the previous sample, for later placement decisions (bytes are not measured yet: 0).
 - Preferred leaders. Every `leader_balance_interval_ticks`, the shards this node leads whose
   preferred leader is another reachable voter are handed over (`leader_transfers`, at most
   `leader_transfers_per_round_max` per round), which spreads leaders evenly over the nodes.
@@ -45,10 +49,12 @@ from quorumkv.cluster.metadata_commands import (
 )
 from quorumkv.cluster.metadata_state_machine import METADATA_READ, load_metadata
 from quorumkv.cluster.placement import leader_transfers, place_shards
+from quorumkv.cluster.shard_statistics import ShardSample, ShardStatistics, statistics_between
 from quorumkv.cluster.state_machines import DATA, METADATA
 from quorumkv.cluster.view import ClusterView
 from quorumkv.host.host import Host
 from quorumkv.host.shard_view import ReadView
+from quorumkv.kv.keys import key_count
 from quorumkv.kv.reply import ErrorReply, Reply
 from quorumkv.server.config import DEFAULT_CLIENT_PORT, Address, ServerConfig
 from quorumkv.server.membership import Membership
@@ -115,6 +121,8 @@ class ClusterState:
         self._ticks = 0
         self._next_request_tick = 1
         self.transfers_started = 0
+        self.statistics: dict[int, ShardStatistics] = {}
+        self._samples: dict[int, ShardSample] = {}
 
     # ---- start -------------------------------------------------------------------------------
 
@@ -239,6 +247,23 @@ class ClusterState:
                    for s in hosted if s in view.metadata.shards}
         if force or leaders != view.leaders or down != view.down_nodes:
             self.view = view.observe(leaders=leaders, down_nodes=down, applied_indexes=applied)
+
+    # ---- statistics --------------------------------------------------------------------------
+
+    def sample_statistics(self, now_ms: int, served: dict[int, list[int]]) -> None:
+        """Sample every shard led here (call between Ready cycles: it reads the store);
+        `served` is the dispatcher's [reads, writes] run here per shard."""
+        led = [s for s in self.host.shard_ids()
+               if s != METADATA_SHARD_ID and self.host.is_leader(s)]
+        for shard_id in led:
+            reads, writes = served.get(shard_id, (0, 0))
+            keys = key_count(ReadView(self.host.store.shard(shard_id)))
+            sample = ShardSample(shard_id, now_ms, keys, 0, reads, writes)
+            self.statistics[shard_id] = statistics_between(self._samples.get(shard_id), sample)
+            self._samples[shard_id] = sample
+        for shard_id in set(self.statistics) - set(led):
+            del self.statistics[shard_id]  # no longer led here: the new leader counts
+            self._samples.pop(shard_id, None)
 
     # ---- time --------------------------------------------------------------------------------
 

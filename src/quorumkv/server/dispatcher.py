@@ -108,6 +108,7 @@ class Dispatcher:
         self.node_id = node_id
         self.remote_leader = remote_leader  # where to send a shard not hosted here (0: wait)
         self.learned_leaders: dict[int, int] = {}  # shard -> leader named by a forward answer
+        self.served: dict[int, list[int]] = {}  # shard -> [reads, writes] run here as leader
         self.validate = validate
         self.host = host
         self.sender = sender
@@ -161,7 +162,13 @@ class Dispatcher:
         else:
             self._park(request)
 
+    def _count_served(self, shard_id: int, write: bool) -> None:
+        """Commands this node ran as the shard's leader (shard statistics)."""
+        totals = self.served.setdefault(shard_id, [0, 0])
+        totals[1 if write else 0] += 1
+
     def _run_locally(self, request: Request) -> None:
+        self._count_served(request.shard_id, request.write)
         request.state = _State.LOCAL
         request.maybe_applied = request.write
         self.host.submit(request.shard_id, request.name, request.args,
@@ -312,6 +319,7 @@ class Dispatcher:
         if not self.host.is_leader(request.shard_id):
             self._answer(request, ForwardOutcome.RETRY, None)
             return
+        self._count_served(request.shard_id, self.is_write(request.name))
         self.host.submit(request.shard_id, request.name, request.args,
                          lambda result: self._served(request, result))
 

@@ -177,6 +177,10 @@ def _cluster_lines(node: ServerNode) -> list[str]:
         lines.append(f"cluster_shard_{shard.shard_id}:slots={ranges},replicas={replicas},"
                      f"preferred_leader={shard.preferred_leader},epoch={shard.epoch},"
                      f"leader={view.leader_of(shard.shard_id)}")
+    for shard_id, statistics in sorted(node.cluster.statistics.items()):
+        lines.append(f"shard_statistics_{shard_id}:keys={statistics.keys},"
+                     f"reads_per_second={statistics.reads_per_second:.1f},"
+                     f"writes_per_second={statistics.writes_per_second:.1f}")
     return lines
 
 

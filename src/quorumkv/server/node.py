@@ -105,6 +105,7 @@ class ServerNode:
         self.exit_code = 0
         self.last_store_figures: dict[str, int] = {}  # info.store_figures
         self.ticks = 0
+        self._next_statistics_tick = limits.shard_statistics_interval_ticks
         self.drives = 0
 
     # ---- start -----------------------------------------------------------------------------
@@ -204,6 +205,9 @@ class ServerNode:
         self._flush_outputs()
         if not self.gate.busy:
             self.cluster.after_cycles()  # shard 0 may have applied a metadata change
+            if self.ticks >= self._next_statistics_tick:
+                self._next_statistics_tick = self.ticks + limits.shard_statistics_interval_ticks
+                self.cluster.sample_statistics(int(time.time() * 1000), self.dispatcher.served)
         if self.dispatcher.retry_parked() or self.gate.has_deferred() or self.gate.more_work:
             self.schedule()  # let the loop read sockets first, then come back
 
