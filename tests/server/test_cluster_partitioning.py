@@ -299,3 +299,29 @@ def test_shard_statistics_are_sampled_on_the_leaders(cluster: LocalCluster) -> N
 
     found = wait_until(statistics, 30, "every shard's statistics")
     assert all(float(s["writes_per_second"]) >= 0 for s in found.values())
+
+
+def test_five_nodes_where_no_node_hosts_every_shard(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """5 nodes, 10 shards, 3 replicas each: nodes without a replica of shard 0 read the
+    metadata from its leader; plain clients on every node reach shards hosted elsewhere; the
+    slot map covers every slot once on every node; RedisCluster works."""
+    local = start_cluster(tmp_path_factory.mktemp("five"), nodes=5, shards=10)
+    try:
+        for node_id in local.node_ids:
+            assert covered_once(_slot_shards(local, node_id))
+            client = plain(local, node_id)
+            keys = [f"five:{node_id}:{index}" for index in range(30)]
+            for key in keys:
+                assert client.set(key, key)
+            assert client.mget(keys) == [key.encode() for key in keys]
+            client.close()
+        assert plain(local, 1).dbsize() == 150
+        client = cluster_client(local, 4)
+        for index in range(300):
+            assert client.set(f"five-cluster:{index}", index)
+        assert client.mget_nonatomic([f"five-cluster:{i}" for i in range(300)]) == [
+            str(i).encode() for i in range(300)]
+        client.close()
+    finally:
+        local.close()

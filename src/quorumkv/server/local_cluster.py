@@ -220,14 +220,15 @@ class LocalCluster:
         return [n for n in self.node_ids if self.is_running(n)]
 
     def leader(self, shard_id: int = 1) -> int:
-        """The leader every running node agrees on (0 if they do not agree or none is, or a
-        node does not know the cluster metadata yet)."""
+        """The leader every running node hosting the shard agrees on (0 if they do not agree
+        or none is, or a node does not know the cluster metadata yet)."""
         seen = set()
         for node_id in self.running():
             fields = info_fields(self.client_ports[node_id])
             if fields.get("cluster_epoch", "0") == "0":
                 return 0
-            seen.add(int(shard_status(fields, shard_id).get("leader", 0)))
+            if f"shard_{shard_id}" in fields:
+                seen.add(int(shard_status(fields, shard_id).get("leader", 0)))
         return seen.pop() if len(seen) == 1 else 0
 
     def wait_for_leader(self, shard_id: int = 1, timeout_s: float = 30.0) -> int:
@@ -237,13 +238,15 @@ class LocalCluster:
 
     def preferred_leaders_lead(self) -> bool:
         """Whether every data shard is led by its preferred leader, as every running node
-        sees it (the nodes hand leadership over to reach this: an even spread)."""
+        hosting it sees it (the nodes hand leadership over to reach this: an even spread)."""
         for node_id in self.running():
             fields = info_fields(self.client_ports[node_id])
             if fields.get("cluster_epoch", "0") == "0":
                 return False
             for name, value in fields.items():
-                if name.startswith("cluster_shard_") and name != "cluster_shard_0":
+                shard_id = name.removeprefix("cluster_shard_")
+                if name.startswith("cluster_shard_") and shard_id != "0" and (
+                        f"shard_{shard_id}" in fields):
                     shard = dict(item.split("=", 1) for item in value.split(","))
                     if shard["leader"] != shard["preferred_leader"]:
                         return False
