@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from quorumkv import limits
-from quorumkv.cluster.routing import mode_after
+from quorumkv.cluster.routing import PLAIN, mode_after
 from quorumkv.kv import commands as kv_commands
 from quorumkv.kv.reply import (
     NOT_AN_INTEGER,
@@ -170,6 +170,7 @@ def _reset(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
     connection.protocol = 2
     connection.name = b""
     connection.database = 0
+    connection.mode = PLAIN  # as Redis, RESET leaves READONLY mode
     return SimpleString(b"RESET")
 
 
