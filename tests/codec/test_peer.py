@@ -67,3 +67,17 @@ def test_garbage_gives_a_format_error_never_another_exception(frame: bytes) -> N
         decode_peer_message(frame)
     except PeerFormatError:
         pass
+
+
+@pytest.mark.parametrize("position", ["message", "entry"])
+def test_unknown_message_or_entry_type_is_a_format_error(position: str) -> None:
+    """A record naming a message type or entry type this node does not know is refused as a
+    malformed record (decoding looks both up in tables, not through the enum classes)."""
+    message = Message(MessageType.APPEND, 1, 1, 2, 3, 3, 4, [Entry(3, 5, EntryType.NORMAL, b"x")])
+    version, kind, fields = msgpack.unpackb(encode_peer_message(message), raw=False)
+    if position == "message":
+        fields[0] = 99
+    else:
+        fields[7][0][2] = 99
+    with pytest.raises(PeerFormatError, match="malformed"):
+        decode_peer_message(msgpack.packb([version, kind, fields], use_bin_type=True))

@@ -21,7 +21,8 @@ from typing import Any
 import msgpack
 
 from quorumkv.errors import QuorumKVError
-from quorumkv.raft.types import ConfState, Entry, EntryType, Message, MessageType, SnapshotMeta
+from quorumkv.raft.log import make_entry
+from quorumkv.raft.types import ConfState, EntryType, Message, MessageType, SnapshotMeta
 
 WIRE_FORMAT_VERSION = 1
 
@@ -163,13 +164,21 @@ def _message_fields(m: Message) -> list[Any]:
             m.commit, m.reject, m.reject_hint, _meta_fields(m.snapshot), m.context]
 
 
+_MESSAGE_TYPES = {int(kind): kind for kind in MessageType}
+_ENTRY_TYPES = {int(kind): kind for kind in EntryType}
+"""Enum members by value: a dict lookup, where calling the enum class costs several times more
+on the hot path (every entry of every append; an unknown value raises KeyError, reported as a
+malformed record)."""
+
+
 def _message(fields: list[Any]) -> Message:
     (kind, group_id, source, target, term, log_term, index, entries, commit, reject,
      reject_hint, snapshot, context) = fields
+    entry_types = _ENTRY_TYPES
     return Message(
-        type=MessageType(kind), group_id=group_id, source=source, target=target, term=term,
+        type=_MESSAGE_TYPES[kind], group_id=group_id, source=source, target=target, term=term,
         log_term=log_term, index=index,
-        entries=[Entry(t, i, EntryType(k), d) for t, i, k, d in entries],
+        entries=[make_entry(t, i, entry_types[k], d) for t, i, k, d in entries],
         commit=commit, reject=reject, reject_hint=reject_hint, snapshot=_meta(snapshot),
         context=context,
     )
