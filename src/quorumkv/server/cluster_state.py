@@ -217,7 +217,7 @@ class ClusterState:
         if shard_id in self.host.shard_ids():
             return 0
         learned = self.learned_leaders.get(shard_id, 0)
-        if learned and learned != self.node_id:
+        if learned and learned != self.node_id and self.is_connected(learned):
             return learned
         shard = None
         if self.view is not None:
@@ -234,15 +234,15 @@ class ClusterState:
         view = self.view
         if view is None:
             return
+        down = frozenset(n for n in view.metadata.members
+                         if n != self.node_id and not self.is_connected(n))
         leaders: dict[int, int] = {}
         hosted = set(self.host.shard_ids())
         for shard_id in view.metadata.shards:
             leader = (self.host.leader_of(shard_id) if shard_id in hosted
                       else self.learned_leaders.get(shard_id, 0))
-            if leader:
-                leaders[shard_id] = leader
-        down = frozenset(n for n in view.metadata.members
-                         if n != self.node_id and not self.is_connected(n))
+            if leader and (shard_id in hosted or leader not in down):
+                leaders[shard_id] = leader  # a learned leader that is down is forgotten
         applied = {(s, self.node_id): self.host.replica(s).applied.index
                    for s in hosted if s in view.metadata.shards}
         if force or leaders != view.leaders or down != view.down_nodes:
