@@ -67,6 +67,9 @@ class SimOptions:
     cas_weight: int = 2
     think_max_us: int = 20_000
     operation_timeout_ticks: int = 60
+    # faults added later (drawn last, so older seeds keep their other options)
+    pause_interval_us: int = 0  # a node stops (no ticks, inputs held) for a while
+    pause_duration_max_us: int = 0
 
     def describe(self) -> str:
         """One line of `name=value` pairs, in field order (printed before every run); exact
@@ -110,6 +113,8 @@ class SimOptions:
             kinds.append("disk-full")
         if self.clock_jitter_us or self.clock_offset_max_us:
             kinds.append("clock")
+        if self.pause_interval_us:
+            kinds.append("pause")
         return kinds
 
 
@@ -172,6 +177,8 @@ def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOpti
         cas_weight=rng.randint(0, 3),
         think_max_us=rng.choice((2_000, 10_000, 40_000)),
         operation_timeout_ticks=rng.choice((30, 60, 120)),
+        pause_interval_us=_maybe(rng, 0.3, lambda: _interval_ticks(rng) * tick_us),
+        pause_duration_max_us=rng.randint(2, 100) * tick_us,
     )
 
 

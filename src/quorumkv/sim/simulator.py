@@ -68,6 +68,7 @@ class SimNode:
     host: Host | None = None
     incarnation: int = 0
     process_pending: bool = False
+    paused_until_us: int = 0  # a paused node (SIGSTOP) neither ticks nor reads its inputs
 
 
 class _Transport:
@@ -152,7 +153,8 @@ class Simulation:
             "fault": self._on_fault, "heal-partition": self._on_heal_partition,
             "restart": self._on_restart, "liveness": self._on_liveness,
             "liveness-check": self._on_liveness_check, "end": self._on_end,
-            "progress": self._on_progress,
+            "progress": self._on_progress, "resume": self._on_resume,
+            "submit": self._on_submit,
         }
 
     # ---- running -----------------------------------------------------------------------------
@@ -217,7 +219,8 @@ class Simulation:
                                ("crash", options.crash_interval_us),
                                ("membership", options.membership_interval_us),
                                ("transfer", options.transfer_interval_us),
-                               ("disk-full", options.disk_full_interval_us)):
+                               ("disk-full", options.disk_full_interval_us),
+                               ("pause", options.pause_interval_us)):
             if interval:
                 self._schedule_fault(kind, interval)
 
@@ -266,10 +269,24 @@ class Simulation:
     def _client_nodes(self) -> list[int]:
         return sorted(self.nodes)
 
+    def _running(self) -> list[int]:
+        """Nodes up and not paused: those that can take an operator's request now."""
+        now = self.queue.now_us
+        return [node_id for node_id in self._up()
+                if self.nodes[node_id].paused_until_us <= now]
+
+    def _held(self, node: SimNode, kind: str, payload: Any) -> bool:
+        """If the node is paused, hold this input until it resumes (a stopped process's
+        sockets and timers wait for it); True when held."""
+        if node.paused_until_us <= self.queue.now_us:
+            return False
+        self.queue.push(node.paused_until_us, kind, payload)
+        return True
+
     def _leader(self, shard_id: int) -> SimNode | None:
-        """The up node that believes it leads the shard, the highest term winning."""
+        """The running node that believes it leads the shard, the highest term winning."""
         best: tuple[int, SimNode] | None = None
-        for node_id in self._up():
+        for node_id in self._running():
             node = self.nodes[node_id]
             host = node.host
             if host is not None and shard_id in host.shard_ids() and host.is_leader(shard_id):
@@ -304,6 +321,8 @@ class Simulation:
             self.trace.record(self.queue.now_us, f"drop #{envelope.number} "
                               f"{envelope.source}->{envelope.target} node down")
             return
+        if self._held(node, "deliver", envelope):
+            return
         message = self.network.arrive(self.queue.now_us, envelope)
         if message is not None:
             node.host.receive(message)
@@ -311,8 +330,8 @@ class Simulation:
 
     def _on_tick(self, payload: Any) -> None:
         node = self._live_node(payload)
-        if node is None or node.host is None:
-            return
+        if node is None or node.host is None or self._held(node, "tick", payload):
+            return  # a paused node's ticks resume with it, missed ones are not replayed
         self.trace.record(self.queue.now_us, f"tick {node.node_id}")
         node.host.tick()
         jitter = self.options.clock_jitter_us
@@ -322,7 +341,7 @@ class Simulation:
 
     def _on_process(self, payload: Any) -> None:
         node = self._live_node(payload)
-        if node is None or node.host is None:
+        if node is None or node.host is None or self._held(node, "process", payload):
             return
         node.process_pending = False
         if node.host.process():
@@ -343,8 +362,18 @@ class Simulation:
             return
         timeout = now + self.options.operation_timeout_ticks * self.options.tick_us
         self.queue.push(timeout, "client-timeout", (client.client_id, operation.number))
+        self._on_submit((client.client_id, operation, node.incarnation))
+
+    def _on_submit(self, payload: Any) -> None:
+        """The request reaches the node (held while it is paused; lost if it crashed)."""
+        client_id, operation, incarnation = payload
+        node = self.nodes[operation.node_id]
+        if node.host is None or node.incarnation != incarnation:
+            return  # the connection died with the node: the client times out
+        if self._held(node, "submit", payload):
+            return
         name, args = operation.command
-        done = partial(self._client_done, client.client_id, operation.number)
+        done = partial(self._client_done, client_id, operation.number)
         node.host.submit(operation.shard_id, name, args, done)
         self._wake(node)
 
@@ -404,6 +433,9 @@ class Simulation:
         elif kind == "disk-full":
             self._fault_disk_full()
             self._schedule_fault(kind, options.disk_full_interval_us)
+        elif kind == "pause":
+            self._fault_pause()
+            self._schedule_fault(kind, options.pause_interval_us)
 
     def _fault_partition(self) -> None:
         partition = faults.choose_partition(self._fault_rng, sorted(self.nodes))
@@ -435,6 +467,7 @@ class Simulation:
         node.host = None
         node.incarnation += 1
         node.process_pending = False
+        node.paused_until_us = 0
         for client in self.workload.clients:
             operation = client.pending
             if operation is not None and operation.node_id == node.node_id:
@@ -450,6 +483,23 @@ class Simulation:
             return
         self._count_fault("restart", f"node {node.node_id}")
         self._boot(node, self._new_host(node))
+
+    def _fault_pause(self) -> None:
+        leaders = [leader.node_id for shard_id in self.shard_ids
+                   if (leader := self._leader(shard_id)) is not None]
+        victim = faults.choose_crash_victim(self._fault_rng, self._running(), leaders)
+        if victim is None:
+            return
+        node = self.nodes[victim]
+        duration = self._fault_rng.randint(1, max(1, self.options.pause_duration_max_us))
+        node.paused_until_us = self.queue.now_us + duration
+        self._count_fault("pause", f"node {victim} for {duration}us")
+        self.queue.push(node.paused_until_us, "resume", (victim, node.incarnation))
+
+    def _on_resume(self, payload: Any) -> None:
+        node = self._live_node(payload)
+        if node is not None and node.paused_until_us == self.queue.now_us:
+            self._count_fault("resume", f"node {node.node_id}")
 
     def _fault_disk_full(self) -> None:
         up = self._up()
