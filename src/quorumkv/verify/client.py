@@ -99,10 +99,19 @@ def _execute(connection: NodeConnection, request: Request) -> tuple[OpType, obje
         return OpType.INFO, None, "info: unexpected reply"
 
 
+_ERROR_CODES: tuple[tuple[type[redis.ResponseError], str], ...] = (
+    (redis.exceptions.TryAgainError, "-TRYAGAIN"),
+    (redis.exceptions.ClusterDownError, "-CLUSTERDOWN"),
+    (redis.exceptions.MovedError, "-MOVED"),
+    (redis.exceptions.AskError, "-ASK"),
+)
+
+
 def _error_code(error: redis.ResponseError) -> str:
     """The Redis error code of a reply redis-py turned into an exception (its best guess)."""
-    if isinstance(error, redis.exceptions.TryAgainError):
-        return "-TRYAGAIN"
+    for kind, code in _ERROR_CODES:
+        if isinstance(error, kind):
+            return code
     return "-ERR or other: " + " ".join(str(error).split()[:2])
 
 

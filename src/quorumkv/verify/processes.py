@@ -8,8 +8,8 @@ and kills them all, so nothing outlives the run.
 
 The harness knows which nodes it took down (killed, stopping) and which it paused; a process
 that exits otherwise crashed by itself, and `crashes()` reports it with its exit code (70 is a
-broken invariant, a bug). Observations go through the nodes' own client port: PING, and
-`INFO quorumkv` for each shard's role, leader and term. Conditions are awaited by polling with a
+broken invariant, a bug). Observations go through the nodes' own client port: PING, `INFO quorumkv` for
+each shard's role, leader and term, and a read (EXISTS) that must go through a leader. Conditions are awaited by polling with a
 deadline, never by sleeping a guessed time.
 """
 
@@ -41,6 +41,9 @@ OBSERVE_TIMEOUT_S = 0.5
 
 POLL_INTERVAL_S = 0.05
 """Seconds between two looks at a condition being awaited."""
+
+HEALTH_KEY = "{verify-health}"
+"""The key whose EXISTS tells that a node serves reads (through its shard's leader)."""
 
 _SHARD_LINE = re.compile(r"^shard_(\d+):(.*)$")
 
@@ -318,10 +321,20 @@ class NodeProcesses:
                     return None
         return agreed
 
+    def serves_reads(self, node_id: int) -> bool:
+        """Whether the node answers a linearizable read (EXISTS of a key no workload uses)."""
+        with contextlib.suppress(redis.RedisError, OSError):
+            return isinstance(observe_command(self.hosts[node_id], "EXISTS", HEALTH_KEY), int)
+        return False
+
+    def healthy(self) -> bool:
+        """Every node up, agreeing on every shard's leader, and answering reads."""
+        return self.agreed_leaders() is not None and all(map(self.serves_reads, self.node_ids))
+
     def wait_healthy(self, timeout_s: float) -> bool:
-        """Wait until `agreed_leaders()` holds; False if it did not within `timeout_s`."""
+        """Wait until `healthy()`; False if it did not hold within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
-        while self.agreed_leaders() is None:
+        while not self.healthy():
             if time.monotonic() > deadline:
                 return False
             interruption.wait(POLL_INTERVAL_S)

@@ -3,7 +3,7 @@
 Theory of operation. `run_verify` does, in order:
 
 1. make the run directory, draw the seed, build the private network (or loopback addresses);
-2. start the nodes and wait until they agree on a leader for every shard;
+2. start the nodes and wait until they agree on a leader for every shard and answer reads;
 3. run the clients for the duration while the scheduler injects faults;
 4. stop the clients (operations in flight finish or time out and are recorded), end the
    current fault, heal everything, wait for the cluster to recover, make the final reads;
@@ -14,7 +14,8 @@ Everything created in 1-2 is removed in a `finally`, also on Ctrl-C, SIGTERM and
 (interruption.py) and on the harness's own errors; a harness killed with
 SIGKILL leaves a claim that the next run's stale cleanup removes (namespaces.py).
 
-Verdicts: the workload's checker, `recovery` (every node up and agreeing on leaders within
+Verdicts: the workload's checker, `recovery` (every node up, agreeing on leaders and
+answering reads within
 `limits.verify_recovery_timeout_ms` after the last heal; a cluster that does not recover fails
 the run), `final-reads` (unknown if they could not complete), and `crashes` (a node process
 that exited by itself, a broken invariant for instance, fails the run). The run is valid only
@@ -171,7 +172,7 @@ class _Run:
             processes.start_all()
             if not processes.wait_healthy(limits.verify_recovery_timeout_ms / 1000):
                 raise VerifySetupFailed("starting the cluster", "the nodes did not agree on "
-                                        "a leader for every shard in time")
+                                        "a leader for every shard, or answer reads, in time")
             self.say(f"verify: {len(hosts)} nodes up ({self._mode()}); running "
                      f"{self.options.workload} with {','.join(self.options.nemeses) or 'no'} "
                      f"faults for {self.options.duration_s:g} s (seed {self.seed}) -> "
@@ -256,7 +257,7 @@ class _Run:
         verdicts = {
             observed["checker"]: checker,
             "recovery": {"valid": observed["recovered"],
-                         "message": (f"every node up and agreeing on leaders "
+                         "message": (f"every node up, agreeing on leaders and serving reads "
                                      f"{observed['recovery_s']:.1f} s after the last heal")
                          if observed["recovered"] else
                          (f"the cluster did not recover within "
