@@ -162,10 +162,49 @@ class Simulation:
     def run(self) -> RunResult:
         """Run to the end (or the first exception) and check everything."""
         try:
-            self._start()
-            self._loop()
+            self.start()
         except Exception as error:  # noqa: BLE001 - production code failed: that is a finding
             self._fail_with(error)
+            self._finished = True
+        return self.finish()
+
+    # Directed scenarios (tests/sim/test_scenarios.py) drive a run by hand: start(), then
+    # run_until() and inject faults or client commands, then finish() to run on and check.
+
+    def run_until(self, time_us: int) -> None:
+        """Handle every event due up to `time_us` (exceptions propagate: a test sees them)."""
+        while not self._finished:
+            next_time = self.queue.peek_time_us()
+            if next_time is None or next_time > time_us:
+                return
+            event = self.queue.pop()
+            if event is None:
+                return
+            self._handlers[event.kind](event.payload)
+
+    def submit(self, node_id: int, shard_id: int, name: bytes,
+               args: tuple[bytes, ...]) -> list[object]:
+        """Send a command to a node outside the workload; the list receives its result."""
+        answers: list[object] = []
+        host = self.nodes[node_id].host
+        invariant(host is not None, f"node {node_id} is down: nothing to submit to")
+        if host is not None:
+            host.submit(shard_id, name, args, answers.append)
+            self._wake(self.nodes[node_id])
+        return answers
+
+    def leader(self, shard_id: int) -> int:
+        """The node that leads the shard now (0: none)."""
+        node = self._leader(shard_id)
+        return node.node_id if node is not None else 0
+
+    def finish(self) -> RunResult:
+        """Run on to the end of the run, then check everything."""
+        if not self._finished:
+            try:
+                self._loop()
+            except Exception as error:  # noqa: BLE001 - production code failed: a finding
+                self._fail_with(error)
         try:
             self._final_checks()
         except Exception as error:  # noqa: BLE001
@@ -194,7 +233,8 @@ class Simulation:
                 return
             self._handlers[event.kind](event.payload)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Build the cluster and schedule the clients, the faults and the phases."""
         options = self.options
         voters = list(range(1, options.voters + 1))
         for shard_id in self.shard_ids:
@@ -490,11 +530,15 @@ class Simulation:
         victim = faults.choose_crash_victim(self._fault_rng, self._running(), leaders)
         if victim is None:
             return
-        node = self.nodes[victim]
         duration = self._fault_rng.randint(1, max(1, self.options.pause_duration_max_us))
-        node.paused_until_us = self.queue.now_us + duration
-        self._count_fault("pause", f"node {victim} for {duration}us")
-        self.queue.push(node.paused_until_us, "resume", (victim, node.incarnation))
+        self.pause(victim, duration)
+
+    def pause(self, node_id: int, duration_us: int) -> None:
+        """Stop a node for `duration_us` (no ticks; its inputs wait for it)."""
+        node = self.nodes[node_id]
+        node.paused_until_us = self.queue.now_us + duration_us
+        self._count_fault("pause", f"node {node_id} for {duration_us}us")
+        self.queue.push(node.paused_until_us, "resume", (node_id, node.incarnation))
 
     def _on_resume(self, payload: Any) -> None:
         node = self._live_node(payload)
