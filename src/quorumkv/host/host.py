@@ -251,6 +251,7 @@ class Host:
                 done(error)
             return
         replica.proposals[index] = (term, done)
+        replica.proposed_commands[index] = (term, command)
 
     def _read(self, replica: Replica, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
         # Unique across the group and across restarts: a follower's read index request is

@@ -6,7 +6,10 @@ The host keeps one `Replica` per shard it hosts. A replica tracks
   state machine's result); another term means a new leader replaced it (a definite failure);
 - reads waiting for their read index (keyed by a request context), then waiting for the applied
   index to reach it;
-- the applied point (index, term, membership) it last applied.
+- the applied point (index, term, membership) it last applied;
+- on a leader, the commands it proposed, by log index with their term: the entry applied at
+  that index with that term is that command (Log Matching, Raft paper §5.3), so apply takes
+  it as it is instead of decoding the entry again.
 
 It applies committed entries through the shard's state machine (kv's for data shards, the
 cluster metadata's for shard 0: `cluster.state_machines`) and the Raft core's configuration
@@ -23,7 +26,7 @@ from quorumkv import errors
 from quorumkv.cluster.state_machines import StateMachine
 from quorumkv.host.shard_view import ApplyCache, ApplyView, ReadView
 from quorumkv.invariant import invariant
-from quorumkv.kv.command import decode_command
+from quorumkv.kv.command import Command, decode_command
 from quorumkv.raft.confchange import ConfChange
 from quorumkv.raft.node import Node
 from quorumkv.raft.types import Entry, EntryType, ReadState, Role, SnapshotMeta
@@ -54,6 +57,7 @@ class Replica:
     leader_id: int = 0
     term: int = 0
     apply_cache: ApplyCache = field(default_factory=ApplyCache)
+    proposed_commands: dict[int, tuple[int, Command]] = field(default_factory=dict)
 
     # ---- applying ----------------------------------------------------------------------------
 
@@ -64,6 +68,7 @@ class Replica:
         view = ApplyView(self.shard_id, store.shard(self.shard_id), batch, self.apply_cache)
         for entry in entries:
             if entry.index <= self.applied.index:
+                self.proposed_commands.pop(entry.index, None)
                 continue  # covered by an installed snapshot
             invariant(entry.index == self.applied.index + 1,
                       f"shard {self.shard_id}: applying {entry.index} after {self.applied.index}")
@@ -76,13 +81,20 @@ class Replica:
     def _apply_one(self, view: ApplyView, entry: Entry) -> object:
         conf_state = self.applied.conf_state
         result: object = None
+        proposed = self.proposed_commands.pop(entry.index, None)
         if entry.type == EntryType.CONF_CHANGE:
             conf_state = self.node.apply_conf_change(ConfChange.decode(entry.data))
             result = conf_state
         elif entry.data:
-            result = self.state_machine.apply(view, decode_command(entry.data))
+            result = self.state_machine.apply(view, self._command_of(entry, proposed))
         self.applied = SnapshotMeta(entry.index, entry.term, conf_state)
         return result
+
+    @staticmethod
+    def _command_of(entry: Entry, proposed: tuple[int, Command] | None) -> Command:
+        if proposed is not None and proposed[0] == entry.term:
+            return proposed[1]
+        return decode_command(entry.data)
 
     def _complete_proposal(self, entry: Entry, result: object,
                            completions: list[tuple[Done, object]]) -> None:
@@ -103,6 +115,8 @@ class Replica:
         fate (the image does not say which entries it contains)."""
         self.applied = meta
         self.apply_cache.clear()
+        for index in [i for i in self.proposed_commands if i <= meta.index]:
+            del self.proposed_commands[index]
         for index in [i for i in self.proposals if i <= meta.index]:
             _, done = self.proposals.pop(index)
             if done is not None:
@@ -153,6 +167,7 @@ class Replica:
         for read in self.reads.values():
             completions.append((read.done, error))
         self.proposals.clear()
+        self.proposed_commands.clear()
         self.reads.clear()
 
     def should_compact(self, store: NodeStore, entries_min: int) -> bool:
