@@ -225,7 +225,8 @@ def expected_from_hiredis(reply: Reply, protocol: int) -> object:
     if isinstance(reply, float):
         if protocol == 3:
             return reply
-        text = repr(reply) if not reply.is_integer() else str(int(reply))
+        negative_zero = reply == 0 and math.copysign(1.0, reply) < 0  # Redis's %.17g: "-0"
+        text = repr(reply) if not reply.is_integer() else "-0" if negative_zero else str(int(reply))
         return {"inf": b"inf", "-inf": b"-inf"}.get(str(reply), text.encode())
     if isinstance(reply, SimpleString):
         return reply.value
