@@ -69,6 +69,7 @@ class SimNode:
     incarnation: int = 0
     process_pending: bool = False
     paused_until_us: int = 0  # a paused node (SIGSTOP) neither ticks nor reads its inputs
+    paused_ticks: int = 0  # ticks the pause spans: reported as missed when it resumes
 
 
 class _Transport:
@@ -537,6 +538,7 @@ class Simulation:
         """Stop a node for `duration_us` (no ticks; its inputs wait for it)."""
         node = self.nodes[node_id]
         node.paused_until_us = self.queue.now_us + duration_us
+        node.paused_ticks = duration_us // self.options.tick_us
         self._count_fault("pause", f"node {node_id} for {duration_us}us")
         self.queue.push(node.paused_until_us, "resume", (node_id, node.incarnation))
 
@@ -544,6 +546,10 @@ class Simulation:
         node = self._live_node(payload)
         if node is not None and node.paused_until_us == self.queue.now_us:
             self._count_fault("resume", f"node {node.node_id}")
+            if node.host is not None and node.paused_ticks:
+                # As the server does: the first tick after a pause finds it late, and the
+                # cores' lease clocks count the missed ticks (inputs held meanwhile come after).
+                node.host.missed_ticks(node.paused_ticks)
 
     def _fault_disk_full(self) -> None:
         up = self._up()
