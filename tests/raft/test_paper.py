@@ -522,3 +522,22 @@ def test_leader_stickiness_applies_only_with_check_quorum(check_quorum: bool) ->
         assert leader.term == term and leader.role == Role.LEADER
     else:
         assert leader.term == term + 5 and leader.role == Role.FOLLOWER
+
+
+def test_a_lease_outlived_by_missed_ticks_is_not_trusted() -> None:
+    """Thesis §6.4.1: a lease holds for an election timeout (less drift) after the quorum
+    contact that started it, in real time. Ticks the host missed while paused count: after
+    them the leader no longer answers reads from its lease, yet no election fires at once."""
+    cluster = Cluster()
+    cluster.add_nodes(3, voters=(1, 2, 3), read_only="lease")
+    for replica in (1, 2, 3):
+        cluster.tick(replica, 10)  # lease mode: replicas refuse votes for a timeout at start
+    cluster.node(1).campaign()
+    cluster.stabilize()
+    leader = cluster.node(1)
+    leader.tick()
+    cluster.stabilize()
+    assert leader.status()["lease_valid"]
+    leader.missed_ticks(leader.config.election_timeout_ticks)
+    assert not leader.status()["lease_valid"]
+    assert leader.role == Role.LEADER

@@ -196,6 +196,12 @@ class Host:
             self._propose_expirations()
         self._fire_completions()
 
+    def missed_ticks(self, count: int) -> None:
+        """The shell could not tick for `count` ticks (the process was paused): every core's
+        lease clock moves on, without firing timers (raft.Node.missed_ticks)."""
+        for replica in self._replicas.values():
+            replica.node.missed_ticks(count)
+
     def receive(self, message: PeerMessage) -> None:
         """One message from a peer. Messages for shards not hosted here are dropped."""
         replica = self._replicas.get(message.group_id)

@@ -279,6 +279,13 @@ class Node:
         self._ticks += 1
         self._tick()
 
+    def missed_ticks(self, count: int) -> None:
+        """The host could not tick for `count` ticks (its process was paused: GC, SIGSTOP, a
+        VM migration). The lease clock moves on by them, so a lease that real time has
+        outlived is no longer trusted; election and heartbeat timers do not fire in a burst."""
+        invariant(count >= 0, f"missed {count} ticks")
+        self._ticks += count
+
     def campaign(self) -> None:
         """Start an election now (pre-vote first if configured), as if the timeout expired."""
         self.step(Message(HUP, self._group_id))
@@ -1140,7 +1147,8 @@ class Node:
         of them will vote for another leader before s + election timeout on its own clock;
         with clock drift bounded by limits.lease_drift_ticks over that span, no other leader
         exists before s + election timeout - drift on ours. Forfeited once a leader transfer
-        sent TimeoutNow (the transferee's campaign bypasses stickiness)."""
+        sent TimeoutNow (the transferee's campaign bypasses stickiness). Our clock counts
+        ticks the host missed while paused too (missed_ticks), so a pause cannot stretch it."""
         if self.config.read_only != READ_ONLY_LEASE or self._lease_forfeited:
             return False
         if self._lead_transferee:

@@ -92,6 +92,9 @@ class HostGate:
     def tick(self) -> None:
         self._call(self.host.tick)
 
+    def missed_ticks(self, count: int) -> None:
+        self._call(lambda: self.host.missed_ticks(count))
+
     def transfer_leader(self, shard_id: int, target: int) -> None:
         self._call(lambda: self.host.transfer_leader(shard_id, target))
 

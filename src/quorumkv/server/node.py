@@ -220,7 +220,15 @@ class ServerNode:
     def _tick(self) -> None:
         if self._failed:
             return
+        loop = self._loop()
+        interval = self.config.tick_ms / 1000
+        # A tick that fires whole intervals late means the process was paused (GC, SIGSTOP,
+        # VM migration): the cores' lease clocks must count that time, or a leader could
+        # answer lease reads after another leader was elected (sim-findings: scenario test).
+        missed = int((loop.time() - self._next_tick) / interval)
         try:
+            if missed > 0:
+                self.gate.missed_ticks(missed)
             self.ticks += 1
             self.gate.tick()
             self.dispatcher.tick()
@@ -229,8 +237,6 @@ class ServerNode:
             self._fail(error)
             return
         self.schedule()
-        loop = self._loop()
-        interval = self.config.tick_ms / 1000
         # Missed ticks are not replayed in a burst: a burst would fire election timeouts for
         # time in which this node simply did not look at its sockets.
         self._next_tick = max(self._next_tick + interval, loop.time())
