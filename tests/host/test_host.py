@@ -134,3 +134,33 @@ def test_reads_on_two_followers_at_once_each_get_their_own_answer() -> None:
         cluster.hosts[follower].submit(1, b"GET", (b"k",), results[follower].append)
     cluster.run_until(lambda: all(results.values()))
     assert [results[f][0] for f in followers] == [b"v", b"v"]
+
+
+def test_a_stalled_node_takes_no_input_so_its_stalled_ready_still_matches_its_core() -> None:
+    """While a cycle is stalled by a full disk, the host drops peer messages, holds back
+    ticks and refuses reads: the core cannot move past the Ready waiting to be persisted
+    (simulator seed 7711 resumed a term-9 Ready after the core had stepped into term 10)."""
+    import random
+
+    from quorumkv.storage.faulty_disk import FaultyDiskStore
+
+    cluster = Cluster(3, store_factory=lambda n: FaultyDiskStore(random.Random(n), torn_probability=0.0))
+    leader = elect(cluster)
+    host = cluster.hosts[leader]
+    cluster.stores[leader].fail_writes_next(1_000_000)
+    pending: list[object] = []
+    host.submit(1, b"SET", (b"k", b"v"), pending.append)
+    host.process()  # stalls at persist
+    term, role = host.replica(1).node.term, host.replica(1).node.role
+    dropped = host.dropped_messages
+    for _ in range(5 * cluster.config.election_timeout_ticks):
+        cluster.tick()  # the others elect a new leader and message the stalled node
+    assert (host.replica(1).node.term, host.replica(1).node.role) == (term, role)
+    assert host.dropped_messages > dropped
+    read: list[object] = []
+    host.submit(1, b"GET", (b"k",), read.append)
+    assert isinstance(read[0], errors.DiskFull) and read[0].definite
+    cluster.stores[leader].fail_writes_next(0)
+    cluster.run_until(lambda: bool(pending))
+    new_leader = cluster.leader()
+    cluster.run_until(lambda: host.replica(1).node.term >= cluster.hosts[new_leader].replica(1).node.term)

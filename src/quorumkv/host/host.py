@@ -61,6 +61,9 @@ membership. (TiKV does the same.)"""
 
 BOOTSTRAP_TERM = 5
 
+STALLED_STORE = "this node's data directory"
+"""What DiskFull names while a cycle is stalled (the host does not know the store's path)."""
+
 
 class Transport(Protocol):
     """How the host sends to other nodes: never blocks; may drop (Raft tolerates loss)."""
@@ -101,7 +104,13 @@ class HostConfig:
 
 @dataclass(slots=True)
 class _Stall:
-    """A cycle stopped by a full disk, resumed at `step` by the next process() call."""
+    """A cycle stopped by a full disk, resumed at `step` by the next process() call.
+
+    Until it resumes, the cores take no input at all (peer messages are dropped, ticks held
+    back, client work refused): a Ready is only valid for the core state that produced it,
+    and advancing a core past entries it has since replaced would mark as durable entries
+    that were never written. (Simulator seed 7711: a leader of term 9 stalled, stepped into
+    term 10, then resumed its term-9 Ready.)"""
 
     step: str  # "persist" or "apply"
     readies: list[tuple[Replica, Ready]]
@@ -180,6 +189,8 @@ class Host:
     # ---- inputs --------------------------------------------------------------------------------
 
     def tick(self) -> None:
+        if self._stall is not None:
+            return  # the cores stay exactly as the stalled Ready left them (see _Stall)
         self._ticks += 1
         for replica in self._replicas.values():
             replica.node.tick()
@@ -199,13 +210,16 @@ class Host:
     def missed_ticks(self, count: int) -> None:
         """The shell could not tick for `count` ticks (the process was paused): every core's
         lease clock moves on, without firing timers (raft.Node.missed_ticks)."""
+        if self._stall is not None:
+            return
         for replica in self._replicas.values():
             replica.node.missed_ticks(count)
 
     def receive(self, message: PeerMessage) -> None:
-        """One message from a peer. Messages for shards not hosted here are dropped."""
+        """One message from a peer. Messages for shards not hosted here, and every message
+        while a cycle is stalled (see _Stall), are dropped: Raft tolerates lost messages."""
         replica = self._replicas.get(message.group_id)
-        if replica is None:
+        if replica is None or self._stall is not None:
             self.dropped_messages += 1
             return
         if isinstance(message, SnapshotChunk):
@@ -248,7 +262,7 @@ class Host:
     def _propose_command(self, replica: Replica, command: Command, done: Done | None) -> None:
         if self._stall is not None:
             if done is not None:
-                done(errors.DiskFull(str(self._stall.step)))
+                done(errors.DiskFull(STALLED_STORE))
             return
         try:
             term, index = replica.node.propose(encode_command(command))
@@ -260,6 +274,9 @@ class Host:
         replica.proposed_commands[index] = (term, command)
 
     def _read(self, replica: Replica, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
+        if self._stall is not None:
+            done(errors.DiskFull(STALLED_STORE))
+            return
         # Unique across the group and across restarts: a follower's read index request is
         # forwarded to the leader, which tells requests apart by context alone.
         context = self._read_context_prefix + self._next_read_context.to_bytes(8, "big")
@@ -273,6 +290,10 @@ class Host:
 
     def propose_conf_change(self, shard_id: int, change: ConfChange, done: Done | None) -> None:
         replica = self._replicas[shard_id]
+        if self._stall is not None:
+            if done is not None:
+                done(errors.DiskFull(STALLED_STORE))
+            return
         try:
             term, index = replica.node.propose_conf_change(change)
         except errors.ProposalError as error:
@@ -282,10 +303,12 @@ class Host:
         replica.proposals[index] = (term, done)
 
     def transfer_leader(self, shard_id: int, target: int) -> None:
-        self._replicas[shard_id].node.transfer_leader(target)
+        if self._stall is None:
+            self._replicas[shard_id].node.transfer_leader(target)
 
     def campaign(self, shard_id: int) -> None:
-        self._replicas[shard_id].node.campaign()
+        if self._stall is None:
+            self._replicas[shard_id].node.campaign()
 
     def fail_pending(self, error: Exception) -> None:
         """Complete every waiting proposal and read with `error` (shutdown, crash)."""
