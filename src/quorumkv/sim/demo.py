@@ -1,7 +1,7 @@
 """A visible simulator run: what `make run` shows until the server exists.
 
 Five nodes of the production host, Raft core and KV state machine on the simulated network and
-disks, under partitions, crashes, a membership change and leader transfers, with clients
+disks, under partitions, crashes, pauses, membership changes and leader transfers, with clients
 writing and reading. Elections, faults and periodic progress are printed as they happen (paced
 with a short real-time pause per line so a person can follow; the simulation itself never
 waits), then the checks that passed with what they examined. The whole takes well under a
@@ -40,7 +40,8 @@ def demo_options(seed: int) -> SimOptions:
         downtime_max_us=50 * tick_us, torn_write_rate=0.5,
         membership_interval_us=300 * tick_us, transfer_interval_us=250 * tick_us,
         clients=4, keys=3, read_weight=3, write_weight=3, cas_weight=2, think_max_us=20_000,
-        operation_timeout_ticks=60)
+        operation_timeout_ticks=60, pause_interval_us=350 * tick_us,
+        pause_duration_max_us=40 * tick_us)
 
 
 def main(argv: list[str] | None = None) -> int:
