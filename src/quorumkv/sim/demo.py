@@ -1,4 +1,4 @@
-"""A visible simulator run: what `make run` shows until the server exists.
+"""A visible simulator run: what `make demo` shows (and `make run` did before the server).
 
 Five nodes of the production host, Raft core and KV state machine on the simulated network and
 disks, under partitions, crashes, pauses, membership changes and leader transfers, with clients
