@@ -25,7 +25,6 @@ does any exception escaping the production code (an invariant violation is a bug
 
 from __future__ import annotations
 
-import hashlib
 import random
 import traceback
 from collections.abc import Callable
@@ -41,16 +40,16 @@ from quorumkv.host.host import BOOTSTRAP_INDEX, Host, HostConfig
 from quorumkv.invariant import invariant
 from quorumkv.raft.confchange import ConfChange
 from quorumkv.raft.types import ConfState
-from quorumkv.sim import checks, faults
+from quorumkv.sim import checks, faults, store_images
 from quorumkv.sim.disk import Disks
 from quorumkv.sim.event_queue import EventQueue
 from quorumkv.sim.network import Envelope, Network
 from quorumkv.sim.options import SimOptions, draw_options
 from quorumkv.sim.recorder import Recorder
-from quorumkv.sim.records import LogImage, Violation, entry_digest
+from quorumkv.sim.records import Violation
 from quorumkv.sim.trace import Trace
 from quorumkv.sim.workload import Workload
-from quorumkv.storage.protocols import NodeStore, iterate_scan
+from quorumkv.storage.protocols import NodeStore
 
 SETTLE_TICKS = 30
 """Ticks the run goes on after liveness is shown, so followers catch up before the end checks."""
@@ -702,14 +701,8 @@ class Simulation:
     # ---- checking ----------------------------------------------------------------------------
 
     def _capture_images(self, node: SimNode, moment: str) -> None:
-        store = node.store
-        for shard_id in store.shard_ids():
-            log = store.log(shard_id)
-            first, last = log.first_index(), log.last_index()
-            entries = log.entries(first, last + 1, 1 << 62) if last >= first else []
-            self.recorder.add_image(LogImage(
-                node.node_id, shard_id, moment, first - 1, log.term(first - 1),
-                tuple((e.index, e.term, entry_digest(e)) for e in entries)))
+        for image in store_images.log_images(node.node_id, node.store, moment):
+            self.recorder.add_image(image)
 
     def _final_checks(self) -> None:
         recorder = self.recorder
@@ -742,18 +735,8 @@ class Simulation:
         found += [Violation("workload", anomaly) for anomaly in self.workload.anomalies]
 
     def _replica_states(self) -> list[tuple[int, int, int, int]]:
-        states = []
-        for node_id in self._up():
-            store = self.nodes[node_id].store
-            for shard_id in store.shard_ids():
-                shard = store.shard(shard_id)
-                digest = hashlib.blake2b(digest_size=8)
-                for key, value in iterate_scan(shard, b"", None, 256):
-                    digest.update(len(key).to_bytes(4, "big") + key)
-                    digest.update(len(value).to_bytes(4, "big") + value)
-                states.append((node_id, shard_id, shard.applied().index,
-                               int.from_bytes(digest.digest(), "big")))
-        return states
+        return [state for node_id in self._up()
+                for state in store_images.replica_states(node_id, self.nodes[node_id].store)]
 
     def summary(self) -> dict[str, object]:
         recorder = self.recorder
