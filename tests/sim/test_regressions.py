@@ -43,9 +43,11 @@ def test_seed_that_once_failed_passes(seed: int) -> None:
     assert result.ok, "\n".join(str(violation) for violation in result.violations)
 
 
-@pytest.mark.parametrize("seed", sorted(KNOWN_FAILING))
-def test_seed_of_an_open_finding(seed: int) -> None:
-    """The run of an open finding (expected to fail until its fix lands)."""
-    story, options = KNOWN_FAILING[seed]
-    if not Simulation(SimOptions.from_description(options)).run().ok:
-        pytest.xfail(story)
+if KNOWN_FAILING:  # no test (and no "empty parameter set" skip) when nothing is open
+
+    @pytest.mark.parametrize("seed", sorted(KNOWN_FAILING))
+    def test_seed_of_an_open_finding(seed: int) -> None:
+        """The run of an open finding (expected to fail until its fix lands)."""
+        story, options = KNOWN_FAILING[seed]
+        if not Simulation(SimOptions.from_description(options)).run().ok:
+            pytest.xfail(story)
