@@ -105,6 +105,9 @@ def test_a_restarted_node_catches_up_by_snapshot(fresh_cluster: LocalCluster) ->
     commit = int(leader_status["commit"])
     wait_until(lambda: cluster.applied_index(lagging) >= commit, 60,
                f"node {lagging} to apply up to {commit}")
+    stats = info_fields(cluster.client_ports[lagging], b"stats")
+    assert int(stats["quorumkv_snapshots_received"]) >= 1
+    assert int(stats["quorumkv_snapshot_bytes_received"]) > 11_000 * len(b"bulk:10999")
     cluster.kill(other)  # the restarted node is now needed for every commit
     assert client.set("after", "catch-up") is True
     assert client.get("bulk:10999") == b"10999"

@@ -478,6 +478,11 @@ class Host:
         replica = self._replicas.get(shard_id)
         return replica is not None and replica.node.role == Role.LEADER
 
+    def snapshot_figures(self) -> dict[str, int]:
+        """Snapshot images this node received (verified, whole) and the chunk bytes staged."""
+        return {"snapshots_received": self._receiver.images_received,
+                "snapshot_bytes_received": self._receiver.bytes_received}
+
     def status(self) -> dict[int, dict[str, object]]:
         return {
             shard_id: {

@@ -158,6 +158,8 @@ class SnapshotReceiver:
         self._streams: dict[int, _IncomingStream] = {}  # group -> stream
         self._staged: dict[int, StagedSnapshot] = {}  # group -> verified image awaiting install
         self._finished: dict[int, tuple[int, int, int]] = {}  # group -> (source, stream, last)
+        self.images_received = 0  # complete, verified images (each installed or superseded)
+        self.bytes_received = 0  # chunk data staged, including transfers later abandoned
 
     def on_chunk(self, chunk: SnapshotChunk) -> tuple[SnapshotChunkAck | None, Message | None]:
         """Stage one chunk; returns the ack to send (None: drop silently, the sender resends)
@@ -218,6 +220,7 @@ class SnapshotReceiver:
             raise SnapshotCorrupt(chunk.group_id, f"chunk {chunk.sequence} failed its checksum")
         if chunk.data:
             stream.writer.write_chunk(chunk.data)
+            self.bytes_received += len(chunk.data)
         stream.next_sequence += 1
         stream.idle_ticks = 0
 
@@ -231,6 +234,7 @@ class SnapshotReceiver:
             return self._ack(chunk, chunk.sequence, accepted=False), None
         self.discard_staged(group)  # an older image still waiting is superseded
         self._staged[group] = image
+        self.images_received += 1
         self._finished[group] = (chunk.source, chunk.stream_id, chunk.sequence)
         ack = self._ack(chunk, chunk.sequence, accepted=True)
         return ack, replace(chunk.message, snapshot=image.meta)
