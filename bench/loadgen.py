@@ -190,6 +190,7 @@ class SlotMap:
 
     def __init__(self) -> None:
         self.owner: list[tuple[str, int]] = []
+        self.range_of: list[int] = []  # slot -> index of its CLUSTER SLOTS range
 
     async def load(self, endpoints: Sequence[tuple[str, int]]) -> None:
         last: Exception | None = None
@@ -211,11 +212,13 @@ class SlotMap:
                 last = RuntimeError(f"CLUSTER SLOTS from {host}:{port}: {reply!r}")
                 continue
             owner: list[tuple[str, int]] = [(host, port)] * SLOT_COUNT
-            for start, end, primary, *_ in reply:
+            range_of = [-1] * SLOT_COUNT
+            for number, (start, end, primary, *_) in enumerate(reply):
                 address = (primary[0].decode() or host, int(primary[1]))
                 for slot in range(int(start), int(end) + 1):
                     owner[slot] = address
-            self.owner = owner
+                    range_of[slot] = number
+            self.owner, self.range_of = owner, range_of
             return
         raise RuntimeError(f"no node answered CLUSTER SLOTS: {last}")
 
@@ -495,11 +498,13 @@ def run_load(spec: LoadSpec, on_window_start: Callable[[], None] | None = None,
 # ---- bulk loading -------------------------------------------------------------------------------
 
 
-async def _load_resp(endpoints: list[tuple[str, int]], cluster_routing: bool, first: int,
+async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int,
                      last: int, step: int, value: bytes) -> None:
-    """MSET keys first, first+step, ... < last, in slot groups when routing by slot."""
+    """MSET keys first, first+step, ... < last, one MSET per hash slot (group_by "slot": Redis
+    Cluster refuses keys of several slots) or per CLUSTER SLOTS range ("range": quorumkv
+    accepts any keys of one shard on a plain connection), or in any order ("none")."""
     slots: SlotMap | None = None
-    if cluster_routing:
+    if group_by != "none":
         slots = SlotMap()
         await slots.load(endpoints)
     client = RespClient(endpoints, first, slots)
@@ -523,7 +528,11 @@ async def _load_resp(endpoints: list[tuple[str, int]], cluster_routing: bool, fi
 
     for index in range(first, last, step):
         key = key_name(index)
-        group = key_slot(key) if cluster_routing else 0
+        group = 0
+        if slots is not None:
+            group = key_slot(key)
+            if group_by == "range":
+                group = slots.range_of[group]
         words = groups.setdefault(group, [b"MSET"])
         words += [key, value]
         if len(words) > 2 * LOAD_BATCH_KEYS_RESP:
@@ -562,7 +571,7 @@ async def _load_etcd(endpoints: list[tuple[str, int]], first: int, last: int, st
     await client.close()
 
 
-def _load_worker(protocol: str, endpoints: list[tuple[str, int]], cluster_routing: bool,
+def _load_worker(protocol: str, endpoints: list[tuple[str, int]], group_by: str,
                  first: int, last: int, step: int, value_bytes: int,
                  queue: multiprocessing.Queue[Any]) -> None:
     _install_loop(protocol)
@@ -571,13 +580,13 @@ def _load_worker(protocol: str, endpoints: list[tuple[str, int]], cluster_routin
         if protocol == "etcd":
             asyncio.run(_load_etcd(endpoints, first, last, step, value))
         else:
-            asyncio.run(_load_resp(endpoints, cluster_routing, first, last, step, value))
+            asyncio.run(_load_resp(endpoints, group_by, first, last, step, value))
         queue.put(("ok", ""))
     except BaseException as error:
         queue.put(("error", f"{type(error).__name__}: {error}"))
 
 
-def bulk_load(protocol: str, endpoints: list[tuple[str, int]], cluster_routing: bool,
+def bulk_load(protocol: str, endpoints: list[tuple[str, int]], group_by: str,
               first: int, last: int, value_bytes: int = 100, processes: int = 2,
               timeout_s: float = 3600.0) -> float:
     """Write keys [first, last) with batched writes (MSET / Txn); returns the seconds taken."""
@@ -585,7 +594,7 @@ def bulk_load(protocol: str, endpoints: list[tuple[str, int]], cluster_routing: 
     queue: multiprocessing.Queue[Any] = context.Queue()
     began = time.monotonic()
     workers = [context.Process(target=_load_worker, daemon=True,
-                               args=(protocol, endpoints, cluster_routing, first + w, last,
+                               args=(protocol, endpoints, group_by, first + w, last,
                                      processes, value_bytes, queue))
                for w in range(processes)]
     for worker in workers:
@@ -624,11 +633,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--value-bytes", type=int, default=100)
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--load", action="store_true", help="bulk-load the keys first")
+    parser.add_argument("--load", choices=["none", "slot", "range"],
+                        help="bulk-load the keys first, MSETs grouped by slot, range or not")
     arguments = parser.parse_args(argv)
     endpoints = parse_endpoints(arguments.endpoints)
     if arguments.load:
-        seconds = bulk_load(arguments.protocol, endpoints, arguments.cluster, 0, arguments.keys,
+        seconds = bulk_load(arguments.protocol, endpoints, arguments.load, 0, arguments.keys,
                             arguments.value_bytes, arguments.processes)
         print(f"loaded {arguments.keys} keys in {seconds:.1f} s", file=sys.stderr)
     spec = LoadSpec(protocol=arguments.protocol, endpoints=endpoints,

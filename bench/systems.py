@@ -44,6 +44,8 @@ class System:
     label = ""
     protocol = "resp"
     cluster_routing = False
+    bulk_group = "none"
+    """How bulk loading groups keys into one MSET: "none", "slot" or "range" (loadgen.py)."""
     durability = ""
     elects_leader = False
 
@@ -137,6 +139,7 @@ class Quorumkv(System):
 
     protocol = "resp"
     cluster_routing = True
+    bulk_group = "range"
     elects_leader = True
     durability = ("acknowledged after a majority of the shard's replicas fsynced the entry "
                   "(group commit; --sync, the default); linearizable reads by ReadIndex")
@@ -182,6 +185,9 @@ class Quorumkv(System):
 
     def node_endpoint(self, node_id: int) -> tuple[str, int]:
         return (HOST, self.cluster.client_ports[node_id])
+
+    def node_names(self) -> list[int]:
+        return list(self.cluster.node_ids)
 
     def wait_settled(self) -> None:
         self.cluster.wait_for_leader()
@@ -353,6 +359,7 @@ class RedisCluster(System):
     label = "Redis Cluster, 3 masters + 3 replicas"
     protocol = "resp"
     cluster_routing = True
+    bulk_group = "slot"
     durability = ("in memory: acknowledged by the master before asynchronous replication; "
                   "no AOF, no RDB")
     routing = "cluster-aware: each key to its slot's master (CLUSTER SLOTS)"

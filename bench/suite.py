@@ -1,0 +1,455 @@
+"""`make bench`: quorumkv side by side with etcd, Redis and PySyncObj, same machine, same run.
+
+Theory of operation. The suite runs one system at a time on loopback (systems.py), each from
+an empty data directory, and drives every one with the same load generator (loadgen.py), so
+the ratios between systems are fair. For each system it bulk-loads the key space, then runs
+each workload at each client count, sampling the servers' CPU from /proc over exactly the
+measured window. Then, for the systems it names, it measures how cost grows with data
+(`growth`), how long writes are unavailable after SIGKILL of the leader (`failover`), how long
+a full restart takes to serve again with 1,000,000 keys (`restart`, taken during growth), and
+how fast a snapshot reaches a replica that fell behind (`snapshot`). redis-benchmark
+cross-checks the load generator on the RESP systems.
+
+The results are one JSON document; report.py renders it into bench/results/<date>.md, the
+plots, and the README table. `--quick` runs a subset in under five minutes and writes into
+bench/results/quick/ without touching the README.
+
+Figures, never pass/fail: the aims are ratios the report states, met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadgen import LoadSpec, bulk_load, etcd_put, key_name, run_load
+from report import write_report
+from systems import Etcd, Quorumkv, RedisAlone, RedisCluster, System, await_condition
+
+from quorumkv.server.local_cluster import info_fields, resp_command, shard_status
+
+BENCH_DIR = Path(__file__).resolve().parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+FAILOVER_WRITE_TIMEOUT_S = 1.0
+"""A write of the failover writer that takes longer than this is abandoned and retried."""
+
+RECOVERY_TIMEOUT_S = 60.0
+"""How long writes may stay unavailable after a kill, or a restart take, before the suite fails."""
+
+SNAPSHOT_LOAD_RUNS_MAX = 60
+"""One-second write runs made at most while a follower is down, waiting for the leader to
+compact its log past the follower (log_compaction_entries_min entries)."""
+
+
+@dataclass
+class Plan:
+    mode: str
+    systems: list[str]
+    workloads: list[str]
+    clients: list[int]
+    warmup_s: float
+    duration_s: float
+    keys: int = 100_000
+    value_bytes: int = 100
+    processes: int = 2
+    pipelined: list[tuple[str, int, int]] = field(default_factory=list)
+    """(workload, clients, pipeline) runs beyond pipeline 1."""
+    cross_check: bool = False
+    cross_check_requests: int = 50_000
+    growth_systems: list[str] = field(default_factory=list)
+    growth_keys: list[int] = field(default_factory=list)
+    growth_clients: int = 64
+    restart_keys: int = 1_000_000
+    failover_systems: list[str] = field(default_factory=list)
+    failover_trials: int = 10
+    snapshot_keys: int = 0
+
+
+ALL_SYSTEMS = ["quorumkv-1", "quorumkv-12", "etcd", "redis-always", "redis-none",
+               "redis-cluster", "pysyncobj"]
+
+
+def full_plan() -> Plan:
+    return Plan(mode="full", systems=ALL_SYSTEMS, workloads=["write", "read", "mix"],
+                clients=[1, 16, 64, 256], warmup_s=2.0, duration_s=10.0,
+                pipelined=[("write", 64, 16), ("read", 64, 16)], cross_check=True,
+                growth_systems=["quorumkv-12", "etcd", "redis-always"],
+                growth_keys=[100_000, 1_000_000, 10_000_000],
+                failover_systems=["quorumkv-1", "etcd"], failover_trials=10,
+                snapshot_keys=1_000_000)
+
+
+def quick_plan() -> Plan:
+    return Plan(mode="quick", systems=ALL_SYSTEMS, workloads=["write", "read"],
+                clients=[16, 64], warmup_s=1.0, duration_s=3.0, keys=20_000,
+                failover_systems=["quorumkv-1", "etcd"], failover_trials=3)
+
+
+def make_system(name: str, base: Path) -> System:
+    directory = base / name
+    if name.startswith("quorumkv-"):
+        return Quorumkv(directory, int(name.split("-")[1]))
+    if name == "etcd":
+        return Etcd(directory)
+    if name in ("redis-always", "redis-none"):
+        return RedisAlone(directory, appendfsync_always=name == "redis-always")
+    if name == "redis-cluster":
+        return RedisCluster(directory)
+    if name == "pysyncobj":
+        from pysyncobj_system import PySyncObjSystem
+
+        return PySyncObjSystem(directory)
+    raise ValueError(f"unknown system {name!r}")
+
+
+# ---- measuring ----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def measured_run(system: System, plan: Plan, workload: str, clients: int, pipeline: int = 1,
+                 keys: int | None = None) -> dict[str, Any]:
+    """One load-generator run with the servers' CPU over its window."""
+    pids = system.pids()
+    cpu: dict[str, float] = {}
+    spec = LoadSpec(protocol=system.protocol, endpoints=system.endpoints(), workload=workload,
+                    clients=clients, pipeline=pipeline, warmup_s=plan.warmup_s,
+                    duration_s=plan.duration_s, keys=keys or plan.keys,
+                    value_bytes=plan.value_bytes, processes=plan.processes,
+                    cluster_routing=system.cluster_routing)
+    result = run_load(spec, on_window_start=lambda: cpu.__setitem__("start", cpu_seconds(pids)),
+                      on_window_end=lambda: cpu.__setitem__("end", cpu_seconds(pids)))
+    server_cpu = cpu["end"] - cpu["start"]
+    result.update(system=system.name, server_cpu_s=server_cpu,
+                  server_cpu_s_per_1k_ops=(server_cpu / result["ops"] * 1000
+                                           if result["ops"] else None))
+    print(f"  {system.name:14} {workload:5} c={clients:<3} P={pipeline:<2} "
+          f"{result['ops_per_second']:>9,.0f} ops/s  p50 {result['p50_ms']:7.2f} ms  "
+          f"p99 {result['p99_ms']:7.2f} ms  cpu/1k "
+          f"{result['server_cpu_s_per_1k_ops'] or float('nan'):.3f} s  loadgen "
+          f"{result['loadgen_cpu_share']:.0%}  errors {result['errors']}", flush=True)
+    return result
+
+
+def redis_benchmark(system: System, test: str, clients: int, requests: int) -> dict[str, Any]:
+    """redis-benchmark against a RESP system, as a cross-check of the load generator."""
+    host, port = system.endpoints()[0]
+    cluster = system.cluster_routing and not (isinstance(system, Quorumkv) and system.shards == 1)
+    if isinstance(system, Quorumkv) and not cluster:
+        # --cluster refuses a cluster of one master: send everything to the shard's leader.
+        host, port = system.node_endpoint(system.leader_node())
+    command = ["redis-benchmark", *(["--cluster"] if cluster else []), "-h", host, "-p",
+               str(port), "-t", test, "-n", str(requests), "-d", "100", "-r", "100000", "-c",
+               str(clients), "-P", "1", "--csv"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True,
+                            timeout=600).stdout
+    row = list(csv.DictReader(io.StringIO(output[output.find('"test"'):])))[-1]
+    figures = {"system": system.name, "tool": "redis-benchmark", "test": test.upper(),
+               "clients": clients, "pipeline": 1, "ops_per_second": float(row["rps"]),
+               "p50_ms": float(row["p50_latency_ms"]), "p99_ms": float(row["p99_latency_ms"])}
+    print(f"  {system.name:14} redis-benchmark {test.upper():3} c={clients} "
+          f"{figures['ops_per_second']:>9,.0f} ops/s  p50 {figures['p50_ms']:.2f} ms  "
+          f"p99 {figures['p99_ms']:.2f} ms", flush=True)
+    return figures
+
+
+class SteadyWriter(threading.Thread):
+    """One client writing continuously through one node; records when each write was sent and
+    when it was acknowledged, so the first acknowledgement of a write sent after a moment is
+    known. A failed or slow write is retried as a new write."""
+
+    def __init__(self, system: System, endpoint: tuple[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.system = system
+        self.endpoint = endpoint
+        self.stop = threading.Event()
+        self.acknowledged: list[tuple[float, float]] = []  # (sent, acknowledged), monotonic
+
+    def _writer(self) -> Callable[[bytes], bool]:
+        if self.system.protocol == "etcd":
+            import grpc
+
+            channel = grpc.insecure_channel(f"{self.endpoint[0]}:{self.endpoint[1]}")
+            put = channel.unary_unary("/etcdserverpb.KV/Put")
+
+            def write_etcd(key: bytes) -> bool:
+                try:
+                    put(etcd_put(key, b"x" * 100), timeout=FAILOVER_WRITE_TIMEOUT_S)
+                    return True
+                except grpc.RpcError:
+                    return False
+
+            return write_etcd
+        import redis
+
+        client = redis.Redis(*self.endpoint, socket_timeout=FAILOVER_WRITE_TIMEOUT_S,
+                             socket_connect_timeout=FAILOVER_WRITE_TIMEOUT_S)
+
+        def write_resp(key: bytes) -> bool:
+            try:
+                return bool(client.set(key, b"x" * 100))
+            except redis.RedisError:
+                return False
+
+        return write_resp
+
+    def run(self) -> None:
+        write = self._writer()
+        index = 0
+        while not self.stop.is_set():
+            index += 1
+            sent = time.monotonic()
+            if write(key_name(index % 100_000)):
+                self.acknowledged.append((sent, time.monotonic()))
+            else:
+                self.stop.wait(0.01)
+
+    def first_acknowledged_after(self, moment: float) -> float | None:
+        """When the first write sent at or after `moment` was acknowledged (None: not yet)."""
+        for sent, acknowledged in self.acknowledged[-1000:]:
+            if sent >= moment:
+                return acknowledged
+        return None
+
+
+def failover(system: Any, trials: int) -> dict[str, Any]:
+    """SIGKILL the leader under a steady write stream; time until a write sent after the kill
+    is acknowledged. The killed node restarts and the cluster settles between trials."""
+    times = []
+    for trial in range(trials):
+        system.wait_settled()
+        leader = system.leader_node()
+        survivor = next(n for n in system.node_names() if n != leader)
+        writer = SteadyWriter(system, system.node_endpoint(survivor))
+        writer.start()
+        await_condition(lambda w=writer: len(w.acknowledged) > 50, "a steady write stream")
+        killed_at = time.monotonic()
+        system.kill_node(leader)
+        done = await_condition(lambda w=writer, k=killed_at: w.first_acknowledged_after(k),
+                               "writes to succeed again", RECOVERY_TIMEOUT_S)
+        writer.stop.set()
+        writer.join()
+        times.append(done - killed_at)
+        print(f"  {system.name:14} failover trial {trial + 1}: writes again after "
+              f"{done - killed_at:.3f} s", flush=True)
+        system.restart_node(leader)
+    system.wait_settled()
+    return {"system": system.name, "trials_s": times, "median_s": statistics.median(times),
+            "max_s": max(times)}
+
+
+def restart_to_serving(system: Any, keys: int) -> dict[str, Any]:
+    """Stop every node gracefully, start them again; time until a write is acknowledged and a
+    loaded key reads back."""
+    probe_key = key_name(keys - 1)
+    system.restart_all()
+    began = time.monotonic()
+    if system.protocol == "etcd":
+        def serving() -> bool:
+            result = system._etcdctl("put", "restart-probe", "1", timeout_s=1)
+            got = system._etcdctl("get", probe_key.decode(), "--print-value-only", timeout_s=1)
+            return result.returncode == 0 and got.stdout.strip() != ""
+    else:
+        def serving() -> bool:
+            try:
+                for _, port in system.endpoints():
+                    if not resp_command(port, b"SET", b"restart-probe", b"1",
+                                        timeout_s=1).startswith(b"+OK"):
+                        return False
+                    if not resp_command(port, b"GET", probe_key, timeout_s=1).startswith(b"$"):
+                        return False
+                return True
+            except OSError:
+                return False
+    await_condition(serving, "the restarted cluster to serve", RECOVERY_TIMEOUT_S)
+    seconds = time.monotonic() - began
+    print(f"  {system.name:14} restart with {keys:,} keys: serving after {seconds:.2f} s",
+          flush=True)
+    system.wait_settled()
+    return {"system": system.name, "keys": keys, "seconds": seconds}
+
+
+def snapshot_transfer(base: Path, keys: int, plan: Plan) -> dict[str, Any]:
+    """quorumkv, 1 shard, `keys` loaded: a follower down while the log is compacted past it
+    catches up by snapshot on restart; bytes received over the time to catch up."""
+    system = Quorumkv(base / "snapshot", 1)
+    system.start()
+    try:
+        bulk_load("resp", system.endpoints(), "range", 0, keys, plan.value_bytes, plan.processes)
+        cluster = system.cluster
+        leader = cluster.wait_for_leader()
+        lagging = next(n for n in cluster.node_ids if n != leader)
+        lagging_applied = cluster.applied_index(lagging)
+        cluster.kill(lagging)
+        # Single SETs (one entry each) until the leader compacts past the lagging follower.
+        spec = LoadSpec(protocol="resp", endpoints=system.endpoints(), workload="write",
+                        clients=64, pipeline=16, warmup_s=0.0, duration_s=1.0, keys=keys,
+                        cluster_routing=True)
+
+        def compacted() -> dict[str, str] | None:
+            status = shard_status(info_fields(cluster.client_ports[leader]), 1)
+            return status if int(status["log_first_index"]) > lagging_applied + 1 else None
+
+        leader_status = compacted()
+        for _ in range(SNAPSHOT_LOAD_RUNS_MAX):
+            if leader_status is not None:
+                break
+            run_load(spec)
+            leader_status = compacted()
+        if leader_status is None:
+            raise RuntimeError("the leader did not compact its log past the stopped follower")
+        commit = int(leader_status["commit"])
+        began = time.monotonic()
+        cluster.start_node(lagging, bootstrap_flags=False)
+        await_condition(lambda: cluster.applied_index(lagging) >= commit,
+                        f"node {lagging} to catch up", RECOVERY_TIMEOUT_S * 5)
+        seconds = time.monotonic() - began
+        stats = info_fields(cluster.client_ports[lagging], b"stats")
+        size = int(stats["quorumkv_snapshot_bytes_received"])
+        print(f"  snapshot: {size / 1e6:.1f} MB to a restarted follower in {seconds:.2f} s "
+              f"({size / 1e6 / seconds:.1f} MB/s, {keys:,} keys)", flush=True)
+        return {"system": system.name, "keys": keys, "bytes": size, "seconds": seconds,
+                "mb_per_second": size / 1e6 / seconds}
+    finally:
+        system.stop()
+
+
+# ---- the plan -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running(system: System) -> Iterator[System]:
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()
+
+
+def machine() -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text().split()
+    return {"cpus": os.cpu_count(), "memory_gib": round(int(meminfo[1]) / 2**20, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run_plan(plan: Plan, base: Path, results: dict[str, Any]) -> None:
+    save = results["_save"]
+    for name in plan.systems:
+        system = make_system(name, base)
+        print(f"{system.label}: {system.durability}", flush=True)
+        with running(system):
+            results["versions"].setdefault(name.split("-")[0], system.version())
+            results["systems"].append({"name": system.name, "label": system.label,
+                                       "durability": system.durability,
+                                       "protocol": system.protocol,
+                                       "routing": getattr(system, "routing", "")})
+            seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group, 0,
+                                plan.keys, plan.value_bytes, plan.processes)
+            print(f"  {system.name:14} loaded {plan.keys:,} keys in {seconds:.1f} s", flush=True)
+            for workload in plan.workloads:
+                for clients in plan.clients:
+                    results["runs"].append(measured_run(system, plan, workload, clients))
+            for workload, clients, pipeline in plan.pipelined:
+                results["runs"].append(measured_run(system, plan, workload, clients, pipeline))
+            if plan.cross_check and system.protocol == "resp" and name != "pysyncobj":
+                for test in ("set", "get"):
+                    results["cross_check"].append(
+                        redis_benchmark(system, test, 64, plan.cross_check_requests))
+            if name in plan.failover_systems:
+                results["failover"].append(failover(system, plan.failover_trials))
+        save()
+    for name in plan.growth_systems:
+        system = make_system(name, base / "growth")
+        print(f"growth: {system.label}", flush=True)
+        with running(system):
+            loaded = 0
+            for keys in plan.growth_keys:
+                seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group,
+                                    loaded, keys, plan.value_bytes, plan.processes)
+                print(f"  {system.name:14} loaded keys {loaded:,} to {keys:,} in {seconds:.1f} s",
+                      flush=True)
+                loaded = keys
+                run = measured_run(system, plan, "write", plan.growth_clients, keys=keys)
+                run.update(keys_loaded=keys, load_seconds=seconds)
+                results["growth"].append(run)
+                if keys == plan.restart_keys and system.elects_leader:
+                    results["restart"].append(restart_to_serving(system, keys))
+                save()
+    if plan.snapshot_keys:
+        results["snapshot"].append(snapshot_transfer(base, plan.snapshot_keys, plan))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a subset, under five minutes")
+    parser.add_argument("--systems", help="comma-separated subset of " + ",".join(ALL_SYSTEMS))
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    arguments = parser.parse_args()
+    plan = quick_plan() if arguments.quick else full_plan()
+    if arguments.systems:
+        chosen = arguments.systems.split(",")
+        plan.systems = [s for s in plan.systems if s in chosen]
+        plan.growth_systems = [s for s in plan.growth_systems if s in chosen]
+        plan.failover_systems = [s for s in plan.failover_systems if s in chosen]
+        if "quorumkv-1" not in chosen:
+            plan.snapshot_keys = 0
+    results_dir = arguments.results / "quick" if arguments.quick else arguments.results
+    results_dir.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    today = datetime.datetime.now(datetime.UTC)
+    results: dict[str, Any] = {
+        "date": today.strftime("%Y-%m-%d"), "started_utc": today.isoformat(timespec="seconds"),
+        "mode": plan.mode, "machine": machine(), "versions": {},
+        "plan": {k: v for k, v in asdict(plan).items()},
+        "loadgen": {"processes": plan.processes, "warmup_s": plan.warmup_s,
+                    "duration_s": plan.duration_s, "value_bytes": plan.value_bytes,
+                    "keys": plan.keys},
+        "systems": [], "runs": [], "growth": [], "failover": [], "restart": [], "snapshot": [],
+        "cross_check": []}
+    partial = results_dir / f"{results['date']}.partial.json"
+
+    def save() -> None:
+        data = {k: v for k, v in results.items() if not k.startswith("_")}
+        data["duration_s"] = time.monotonic() - began
+        partial.write_text(json.dumps(data, indent=1))
+
+    results["_save"] = save
+    with tempfile.TemporaryDirectory(prefix="quorumkv-bench-") as base:
+        run_plan(plan, Path(base), results)
+    del results["_save"]
+    results["duration_s"] = time.monotonic() - began
+    readme = None if arguments.quick or arguments.no_readme else BENCH_DIR.parent / "README.md"
+    report = write_report(results, results_dir, readme)
+    partial.unlink(missing_ok=True)
+    print(f"report: {report} ({results['duration_s'] / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
