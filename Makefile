@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SEEDS ?= 0:10000
 
-.PHONY: run demo test verify verify-matrix bench lint clean system-deps
+.PHONY: run demo test verify verify-matrix bench bench-quick bench-components bench-deps lint clean \
+	system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[server,test]'
+	$(PY) -m pip install --quiet -e '.[server,test,bench]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -47,7 +48,27 @@ verify: $(STAMP)
 verify-matrix: $(STAMP) system-deps
 	$(VENV)/bin/quorumkv verify --matrix $$([ "$$(id -u)" = 0 ] || echo --loopback)
 
-bench: $(STAMP) system-deps
+# What make bench compares against: etcd and Redis from Debian, PySyncObj in its own venv.
+PYSYNCOBJ_VENV := bench/.venv-pysyncobj
+bench-deps: system-deps
+	@command -v etcd >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client redis-server redis-tools >/dev/null; \
+	  else echo "missing: run 'sudo apt-get install etcd-server etcd-client redis-server redis-tools'"; exit 1; fi; }
+	test -x $(PYSYNCOBJ_VENV)/bin/python || $(PYTHON) -m venv $(PYSYNCOBJ_VENV)
+	$(PYSYNCOBJ_VENV)/bin/python -c 'import pysyncobj' 2>/dev/null || \
+	  $(PYSYNCOBJ_VENV)/bin/pip install --quiet pysyncobj
+
+# The comparative suite (bench/suite.py): results in bench/results/<date>.md/.json with plots,
+# and the README's performance table. The full run takes about an hour on 2 cores.
+bench: $(STAMP) bench-deps
+	$(PY) bench/suite.py
+
+# A subset in under five minutes: bench/results/quick/, README untouched.
+bench-quick: $(STAMP) bench-deps
+	$(PY) bench/suite.py --quick
+
+# The component benchmarks: Raft core, storage, one server, partitioning.
+bench-components: $(STAMP) system-deps
 	$(PY) bench/raft_core.py
 	$(PY) bench/storage.py
 	$(PY) bench/server.py
