@@ -34,6 +34,7 @@ class PySyncObjSystem(System):
     protocol = "resp"
     cluster_routing = False
     elects_leader = True
+    routing = "client i to node i mod 3; followers forward writes to the leader (PySyncObj does)"
     durability = ("journal file written through mmap, never fsynced (msync only on graceful "
                   "stop); a write is acknowledged once committed by a majority and applied on "
                   "the node that took it")

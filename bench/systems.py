@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -352,6 +353,25 @@ class RedisAlone(System):
         return text.split("v=")[1].split()[0] if "v=" in text else text
 
 
+def cluster_port_pair() -> int:
+    """A free port p whose cluster bus port p + 10000 is free too (Redis Cluster needs both)."""
+    for _ in range(1000):
+        port = free_port()
+        if port + REDIS_CLUSTER_BUS_OFFSET > 65535:
+            port = port % 30000 + 10000
+        try:
+            for candidate in (port, port + REDIS_CLUSTER_BUS_OFFSET):
+                with socket.socket() as probe:
+                    probe.bind((HOST, candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for Redis Cluster")
+
+
+REDIS_CLUSTER_BUS_OFFSET = 10000
+
+
 class RedisCluster(System):
     """Redis Cluster: 3 masters, each with one asynchronously replicated replica."""
 
@@ -366,7 +386,11 @@ class RedisCluster(System):
 
     def __init__(self, base_dir: Path) -> None:
         super().__init__(base_dir)
-        self.ports = [free_port() for _ in range(6)]
+        self.ports: list[int] = []
+        while len(self.ports) < 6:
+            port = cluster_port_pair()
+            if port not in self.ports:
+                self.ports.append(port)
 
     def start(self) -> None:
         for port in self.ports:
