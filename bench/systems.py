@@ -250,7 +250,7 @@ class Etcd(System):
     def endpoints(self) -> list[tuple[str, int]]:
         return [(HOST, self.client_ports[n]) for n in self.names]
 
-    def _etcdctl(self, *args: str, members: list[str] | None = None,
+    def etcdctl(self, *args: str, members: list[str] | None = None,
                  timeout_s: float = 5.0) -> subprocess.CompletedProcess[str]:
         endpoints = ",".join(f"http://{HOST}:{self.client_ports[n]}"
                              for n in (members or self.names))
@@ -261,7 +261,7 @@ class Etcd(System):
     def wait_serving(self, timeout_s: float = START_TIMEOUT_S) -> None:
         def serving() -> bool:
             self.check_running()
-            return self._etcdctl("put", "bench-probe", "1", timeout_s=2).returncode == 0
+            return self.etcdctl("put", "bench-probe", "1", timeout_s=2).returncode == 0
 
         await_condition(serving, "etcd to accept writes", timeout_s)
 
@@ -274,7 +274,7 @@ class Etcd(System):
     def leader_node(self) -> str:
         def leader() -> str | None:
             live = [n for n, p in self.by_name.items() if p.poll() is None]
-            status = self._etcdctl("endpoint", "status", "-w", "json", members=live)
+            status = self.etcdctl("endpoint", "status", "-w", "json", members=live)
             if status.returncode != 0:
                 return None
             for entry in json.loads(status.stdout):
