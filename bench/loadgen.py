@@ -2,17 +2,20 @@
 
 Theory of operation. `run_load(spec)` starts `spec.processes` worker processes (spawned, so
 that no event loop or gRPC state is inherited) and divides `spec.clients` among them. Each
-worker runs a uvloop event loop with one coroutine per client; a client keeps `spec.pipeline`
+worker runs an event loop (uvloop for RESP; the standard loop for etcd, which gRPC's asyncio
+support needs) with one coroutine per client; a client keeps `spec.pipeline`
 requests in flight as one batch: for RESP the batch is written at once and its replies read in
 order (Redis pipelining); for etcd, which speaks gRPC over HTTP/2, the batch is that many
 concurrent unary calls on the client's channel (HTTP/2 multiplexing, etcd's pipelining).
 
-Every worker waits for one common start time, runs `warmup_s` unmeasured, then counts the
-requests completed within the next `duration_s`. A request's latency is the time from sending
+Every worker, once imported and ready, waits at a barrier; the parent then sets one common
+start time a moment ahead, so a slow start cannot eat into the window. Each worker runs
+`warmup_s` unmeasured, then counts the requests completed within the next `duration_s`. A request's latency is the time from sending
 its batch to its batch's last reply. Latencies go into a log-bucketed histogram (buckets 2%
 wide), which the workers' results merge exactly; p50 and p99 are read from it. Each worker
 reports its own CPU time (all threads) over the window, so a saturated load generator is
-visible in the results; the caller samples the servers' CPU over the same window through the
+visible in the results (`loadgen_cpu_s_per_1k_ops`, and `loadgen_worker_busiest`: the busiest
+worker's CPU seconds per second, near 1.0 when a worker process saturates its core); the caller samples the servers' CPU over the same window through the
 `on_window_start`/`on_window_end` callbacks.
 
 Protocols:
@@ -21,7 +24,9 @@ Protocols:
   reloading the slot map; without it, client i connects to endpoint i mod n.
 - etcd: etcd's v3 gRPC API (KV/Put, KV/Range with serializable=false, i.e. linearizable reads;
   KV/Txn for bulk loading), messages encoded by hand (two fields each), so no generated code
-  is needed; client i connects to endpoint i mod n, as etcd's own client balances.
+  is needed; client i connects to endpoint i mod n, as etcd's own client balances, on its own
+  HTTP/2 connection (a local subchannel pool: gRPC would otherwise share one connection among
+  a process's channels to the same member, where each RESP client has its own).
 
 Workloads over keys `key:%012d` drawn uniformly from [0, keys): write (SET / Put of a value of
 `value_bytes`), read (GET / linearizable Range), mix (50/50). A reply that is an error counts in
@@ -40,6 +45,7 @@ import math
 import multiprocessing
 import random
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -50,8 +56,11 @@ SLOT_COUNT = 16384
 BUCKET_GROWTH = 1.02
 """Each latency bucket is 2% wider than the one below it."""
 
-START_DELAY_S = 1.5
-"""Time between launching the workers and the common start, for them to import and connect."""
+START_DELAY_S = 0.5
+"""Time between every worker being ready (imported) and the common start."""
+
+READY_TIMEOUT_S = 60.0
+"""How long the workers may take to start and import."""
 
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 10.0
@@ -326,7 +335,8 @@ class EtcdClient:
 
         host, port = endpoints[index % len(endpoints)]
         self._grpc = grpc
-        self.channel = grpc.aio.insecure_channel(f"{host}:{port}")
+        self.channel = grpc.aio.insecure_channel(
+            f"{host}:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
         self.calls = {path: self.channel.unary_unary(path) for path in
                       (ETCD_PUT, ETCD_RANGE, ETCD_TXN)}
 
@@ -405,12 +415,16 @@ async def _client_loop(spec: LoadSpec, index: int, slots: SlotMap | None, start_
             await client.close()
 
 
-async def _worker_main(spec: LoadSpec, indexes: list[int], start_at: float) -> WorkerResult:
+async def _worker_main(spec: LoadSpec, indexes: list[int], ready: Any,
+                       start: Any) -> WorkerResult:
     result = WorkerResult()
     slots: SlotMap | None = None
     if spec.protocol == "resp" and spec.cluster_routing:
         slots = SlotMap()
         await slots.load(spec.endpoints)
+    ready.wait(READY_TIMEOUT_S)  # every worker imported and routed: the parent sets the start
+    ready.wait(READY_TIMEOUT_S)  # ... and has set it
+    start_at = start.value
     loop = asyncio.get_running_loop()
     window_start = start_at + spec.warmup_s
     cpu: dict[str, float] = {}
@@ -435,11 +449,11 @@ def _install_loop(protocol: str) -> None:
         uvloop.install()
 
 
-def _worker(spec: LoadSpec, indexes: list[int], start_at: float,
+def _worker(spec: LoadSpec, indexes: list[int], ready: Any, start: Any,
             queue: multiprocessing.Queue[Any]) -> None:
     _install_loop(spec.protocol)
     try:
-        result = asyncio.run(_worker_main(spec, indexes, start_at))
+        result = asyncio.run(_worker_main(spec, indexes, ready, start))
         queue.put(("ok", asdict(result)))
     except BaseException as error:  # reported to the parent, which raises it
         queue.put(("error", f"{type(error).__name__}: {error}"))
@@ -452,12 +466,20 @@ def run_load(spec: LoadSpec, on_window_start: Callable[[], None] | None = None,
     queue: multiprocessing.Queue[Any] = context.Queue()
     processes = max(1, min(spec.processes, spec.clients))
     shares = [list(range(w, spec.clients, processes)) for w in range(processes)]
-    start_at = time.time() + START_DELAY_S
-    workers = [context.Process(target=_worker, args=(spec, share, start_at, queue), daemon=True)
-               for share in shares]
+    ready = context.Barrier(processes + 1)
+    start = context.Value("d", 0.0)
+    workers = [context.Process(target=_worker, args=(spec, share, ready, start, queue),
+                               daemon=True) for share in shares]
     for worker in workers:
         worker.start()
     try:
+        try:
+            ready.wait(READY_TIMEOUT_S)
+        except threading.BrokenBarrierError:
+            status, payload = queue.get(timeout=1.0)
+            raise RuntimeError(f"load generator workers did not start: {payload}") from None
+        start_at = start.value = time.time() + START_DELAY_S
+        ready.wait(READY_TIMEOUT_S)
         window_start = start_at + spec.warmup_s
         time.sleep(max(0.0, window_start - time.time()))
         if on_window_start:
@@ -467,6 +489,7 @@ def run_load(spec: LoadSpec, on_window_start: Callable[[], None] | None = None,
             on_window_end()
         merged = WorkerResult()
         histogram: Counter[int] = Counter()
+        busiest = 0.0
         for _ in workers:
             status, payload = queue.get(timeout=WORKER_JOIN_TIMEOUT_S + REQUEST_TIMEOUT_S)
             if status != "ok":
@@ -475,6 +498,7 @@ def run_load(spec: LoadSpec, on_window_start: Callable[[], None] | None = None,
             merged.errors += payload["errors"]
             merged.redirects += payload["redirects"]
             merged.cpu_s += payload["cpu_s"]
+            busiest = max(busiest, payload["cpu_s"] / spec.duration_s)
             merged.error_samples += payload["error_samples"]
             histogram.update(payload["histogram"])
     finally:
@@ -491,6 +515,8 @@ def run_load(spec: LoadSpec, on_window_start: Callable[[], None] | None = None,
         "p50_ms": percentile_ms(hist, 0.50), "p99_ms": percentile_ms(hist, 0.99),
         "loadgen_cpu_s": merged.cpu_s,
         "loadgen_cpu_share": merged.cpu_s / spec.duration_s / (multiprocessing.cpu_count() or 1),
+        "loadgen_cpu_s_per_1k_ops": merged.cpu_s / merged.ops * 1000 if merged.ops else None,
+        "loadgen_worker_busiest": busiest,
         "histogram": [[bucket_upper_ms(b), hist[b]] for b in sorted(hist)],
     }
 

@@ -30,10 +30,9 @@ SERVER_SCRIPT = Path(__file__).resolve().parent / "pysyncobj_server.py"
 
 class PySyncObjSystem(System):
     name = "pysyncobj"
-    label = "PySyncObj 3 nodes"
+    label = "PySyncObj 3 nodes (reads local, not linearizable)"
     protocol = "resp"
     cluster_routing = False
-    elects_leader = True
     routing = "client i to node i mod 3; followers forward writes to the leader (PySyncObj does)"
     durability = ("journal file written through mmap, never fsynced (msync only on graceful "
                   "stop); a write is acknowledged once committed by a majority and applied on "

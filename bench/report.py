@@ -282,6 +282,14 @@ def pipelined_table(results: Results) -> str | None:
                           align="llrrrrrrrr")
 
 
+def failures_table(results: Results) -> str | None:
+    rows = [[entry.get("system", ""), entry.get("phase", ""), entry.get("error", "")[:300],
+             entry.get("logs") or ""] for entry in results.get("failures", [])]
+    if not rows:
+        return None
+    return markdown_table(["system", "phase", "error", "logs kept in"], rows)
+
+
 def growth_table(results: Results) -> str | None:
     rows = [[run["system"], run.get("workload", "write"), str(run.get("clients", MISSING)),
              format_integer(run.get("keys_loaded")), format_figure(run.get("load_seconds")),
@@ -379,13 +387,15 @@ def render_markdown(results: Results, ratios: list[dict[str, Any]], plot_names: 
     sections += [(f"Workload: {workload}, pipeline 1", workload_table(results, workload))
                  for workload in WORKLOADS]
     sections += [
-        ("Pipelined runs", pipelined_table(results)),
+        ("Pipelined runs (p50 and p99 are of the whole batch: sent to last reply)",
+         pipelined_table(results)),
         ("Growth: the same load as the data set grows", growth_table(results)),
         ("Failover: SIGKILL of the leader until a write is acknowledged again",
          failover_table(results)),
         ("Restart: from process start to serving", restart_table(results)),
         ("Snapshot", snapshot_table(results)),
         ("Cross-check with redis-benchmark", cross_check_table(results)),
+        ("Phases that failed (their figures are missing above)", failures_table(results)),
         ("Plots", "\n\n".join(f"![{plot_caption(name)}]({name})" for name in plot_names)
          if plot_names else None),
     ]

@@ -20,6 +20,7 @@ Figures, never pass/fail: the aims are ratios the report states, met or not.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import datetime
@@ -27,6 +28,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,21 +36,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen import LoadSpec, bulk_load, etcd_put, key_name, run_load
-from report import write_report
+from loadgen import LoadSpec, SlotMap, bulk_load, etcd_put, etcd_range, key_name, run_load
 from systems import Etcd, Quorumkv, RedisAlone, RedisCluster, System, await_condition
 
+from quorumkv.cluster.slots import key_slot
 from quorumkv.server.local_cluster import info_fields, resp_command, shard_status
 
 BENCH_DIR = Path(__file__).resolve().parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-FAILOVER_WRITE_TIMEOUT_S = 1.0
-"""A write of the failover writer that takes longer than this is abandoned and retried."""
+PROBE_INTERVAL_S = 0.01
+PROBE_IN_FLIGHT_MAX = 64
+PROBE_TIMEOUT_S = 10.0
+"""Failover probes: one write every 10 ms, at most 64 in flight, each given 10 s."""
 
 RECOVERY_TIMEOUT_S = 60.0
 """How long writes may stay unavailable after a kill, or a restart take, before the suite fails."""
@@ -100,9 +105,13 @@ def full_plan() -> Plan:
 
 
 def quick_plan() -> Plan:
+    """Every kind of measurement once, small: under five minutes."""
     return Plan(mode="quick", systems=ALL_SYSTEMS, workloads=["write", "read"],
                 clients=[16, 64], warmup_s=1.0, duration_s=3.0, keys=20_000,
-                failover_systems=["quorumkv-1", "etcd"], failover_trials=3)
+                pipelined=[("write", 64, 16)], cross_check=True, cross_check_requests=2_000,
+                growth_systems=["quorumkv-12", "etcd"], growth_keys=[20_000, 40_000],
+                restart_keys=40_000, failover_systems=["quorumkv-1", "etcd"],
+                failover_trials=3, snapshot_keys=20_000)
 
 
 def make_system(name: str, base: Path) -> System:
@@ -126,11 +135,15 @@ def make_system(name: str, base: Path) -> System:
 
 
 def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes and of their reaped children (Redis's AOF rewrite), from
+    /proc; a process that is gone raises: its figure would be wrong."""
     total = 0
     for pid in pids:
-        with contextlib.suppress(OSError):
+        try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+        except FileNotFoundError:
+            raise RuntimeError(f"server process {pid} exited during a measurement") from None
+        total += sum(int(f) for f in fields[11:15])
     return total / CLOCK_TICKS
 
 
@@ -180,82 +193,104 @@ def redis_benchmark(system: System, test: str, clients: int, requests: int) -> d
     return figures
 
 
-class SteadyWriter(threading.Thread):
-    """One client writing continuously through one node; records when each write was sent and
-    when it was acknowledged, so the first acknowledgement of a write sent after a moment is
-    known. A failed or slow write is retried as a new write."""
+class Prober:
+    """Open-loop writes through one node: a new write every PROBE_INTERVAL_S whatever became of
+    the earlier ones (up to PROBE_IN_FLIGHT_MAX at once, each with a long timeout), so the end
+    of an outage is seen to within one interval, not one timeout. Records (sent, acknowledged)
+    pairs; the first acknowledgement of a write sent after a moment marks recovery."""
 
     def __init__(self, system: System, endpoint: tuple[str, int]) -> None:
-        super().__init__(daemon=True)
         self.system = system
         self.endpoint = endpoint
         self.stop = threading.Event()
-        self.acknowledged: list[tuple[float, float]] = []  # (sent, acknowledged), monotonic
-
-    def _writer(self) -> Callable[[bytes], bool]:
-        if self.system.protocol == "etcd":
+        self.acknowledged: list[tuple[float, float]] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(PROBE_IN_FLIGHT_MAX)
+        self._slots = threading.Semaphore(PROBE_IN_FLIGHT_MAX)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        if system.protocol == "etcd":
             import grpc
 
-            channel = grpc.insecure_channel(f"{self.endpoint[0]}:{self.endpoint[1]}")
-            put = channel.unary_unary("/etcdserverpb.KV/Put")
+            self._grpc = grpc
+            channel = grpc.insecure_channel(f"{endpoint[0]}:{endpoint[1]}")
+            self._put = channel.unary_unary("/etcdserverpb.KV/Put")
 
-            def write_etcd(key: bytes) -> bool:
-                try:
-                    put(etcd_put(key, b"x" * 100), timeout=FAILOVER_WRITE_TIMEOUT_S)
-                    return True
-                except grpc.RpcError:
-                    return False
-
-            return write_etcd
-        import redis
-
-        client = redis.Redis(*self.endpoint, socket_timeout=FAILOVER_WRITE_TIMEOUT_S,
-                             socket_connect_timeout=FAILOVER_WRITE_TIMEOUT_S)
-
-        def write_resp(key: bytes) -> bool:
+    def _write(self, key: bytes) -> bool:
+        if self.system.protocol == "etcd":
             try:
-                return bool(client.set(key, b"x" * 100))
-            except redis.RedisError:
+                self._put(etcd_put(key, b"x" * 100), timeout=PROBE_TIMEOUT_S)
+                return True
+            except self._grpc.RpcError:
                 return False
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        return write_resp
+        client = getattr(self._local, "client", None)
+        if client is None:  # one connection per pool thread, no client-side retries
+            client = self._local.client = redis.Redis(
+                *self.endpoint, socket_timeout=PROBE_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
+                socket_connect_timeout=PROBE_TIMEOUT_S, protocol=2)
+        try:
+            return bool(client.set(key, b"x" * 100))
+        except redis.RedisError:
+            return False
 
-    def run(self) -> None:
-        write = self._writer()
+    def _one(self, key: bytes, sent: float) -> None:
+        try:
+            if self._write(key):
+                with self._lock:
+                    self.acknowledged.append((sent, time.monotonic()))
+        finally:
+            self._slots.release()
+
+    def _run(self) -> None:
         index = 0
-        while not self.stop.is_set():
+        while not self.stop.wait(PROBE_INTERVAL_S):
+            if not self._slots.acquire(timeout=PROBE_TIMEOUT_S):
+                continue
             index += 1
-            sent = time.monotonic()
-            if write(key_name(index % 100_000)):
-                self.acknowledged.append((sent, time.monotonic()))
-            else:
-                self.stop.wait(0.01)
+            self._pool.submit(self._one, key_name(index % 100_000), time.monotonic())
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join()
+        self._pool.shutdown(wait=True)
 
     def first_acknowledged_after(self, moment: float) -> float | None:
-        """When the first write sent at or after `moment` was acknowledged (None: not yet)."""
-        for sent, acknowledged in self.acknowledged[-1000:]:
-            if sent >= moment:
-                return acknowledged
-        return None
+        """When the first write sent at or after `moment` was acknowledged (None: none yet)."""
+        with self._lock:
+            after = [acknowledged for sent, acknowledged in self.acknowledged if sent >= moment]
+        return min(after) if after else None
+
+    def acknowledged_count(self) -> int:
+        with self._lock:
+            return len(self.acknowledged)
 
 
 def failover(system: Any, trials: int) -> dict[str, Any]:
-    """SIGKILL the leader under a steady write stream; time until a write sent after the kill
-    is acknowledged. The killed node restarts and the cluster settles between trials."""
+    """SIGKILL the leader under an open-loop write stream through a surviving node (Prober);
+    time until a write sent after the kill is acknowledged. The killed node restarts and the
+    cluster settles between trials."""
     times = []
     for trial in range(trials):
         system.wait_settled()
         leader = system.leader_node()
         survivor = next(n for n in system.node_names() if n != leader)
-        writer = SteadyWriter(system, system.node_endpoint(survivor))
-        writer.start()
-        await_condition(lambda w=writer: len(w.acknowledged) > 50, "a steady write stream")
-        killed_at = time.monotonic()
-        system.kill_node(leader)
-        done = await_condition(lambda w=writer, k=killed_at: w.first_acknowledged_after(k),
-                               "writes to succeed again", RECOVERY_TIMEOUT_S)
-        writer.stop.set()
-        writer.join()
+        prober = Prober(system, system.node_endpoint(survivor))
+        prober.start()
+        try:
+            await_condition(lambda p=prober: p.acknowledged_count() > 50, "a steady write stream")
+            killed_at = time.monotonic()
+            system.kill_node(leader)
+            done = await_condition(lambda p=prober, k=killed_at: p.first_acknowledged_after(k),
+                                   "writes to succeed again", RECOVERY_TIMEOUT_S)
+        finally:
+            prober.close()
         times.append(done - killed_at)
         print(f"  {system.name:14} failover trial {trial + 1}: writes again after "
               f"{done - killed_at:.3f} s", flush=True)
@@ -265,30 +300,60 @@ def failover(system: Any, trials: int) -> dict[str, Any]:
             "max_s": max(times)}
 
 
+def shard_probe_keys(system: System) -> list[bytes]:
+    """One key in each CLUSTER SLOTS range (quorumkv: one per shard), so a probe touches every
+    shard; a single key for a system without slots."""
+    if not system.cluster_routing:
+        return [b"restart-probe"]
+    slots = SlotMap()
+    asyncio.run(slots.load(system.endpoints()))
+    keys: dict[int, bytes] = {}
+    for index in range(100_000):
+        key = b"restart-probe:%d" % index
+        keys.setdefault(slots.range_of[key_slot(key)], key)
+        if len(keys) == len(set(slots.range_of)):
+            break
+    return list(keys.values())
+
+
+def serves_everywhere(system: Any, probe_keys: list[bytes], loaded_key: bytes) -> bool:
+    """Every node (member) acknowledges a write of each probe key and returns a loaded key."""
+    if system.protocol == "etcd":
+        import grpc
+
+        for host, port in system.endpoints():
+            with grpc.insecure_channel(f"{host}:{port}") as channel:
+                put = channel.unary_unary("/etcdserverpb.KV/Put")
+                get = channel.unary_unary("/etcdserverpb.KV/Range")
+                try:
+                    put(etcd_put(probe_keys[0], b"1"), timeout=1.0)
+                    if loaded_key not in get(etcd_range(loaded_key), timeout=1.0):
+                        return False
+                except grpc.RpcError:
+                    return False
+        return True
+    try:
+        for _, port in system.endpoints():
+            for key in probe_keys:
+                if not resp_command(port, b"SET", key, b"1", timeout_s=1).startswith(b"+OK"):
+                    return False
+            if not resp_command(port, b"GET", loaded_key, timeout_s=1).startswith(b"$"):
+                return False
+        return True
+    except OSError:
+        return False
+
+
 def restart_to_serving(system: Any, keys: int) -> dict[str, Any]:
-    """Stop every node gracefully, start them again; time until a write is acknowledged and a
-    loaded key reads back."""
-    probe_key = key_name(keys - 1)
+    """Stop every node gracefully and start them again; the time from starting them until every
+    node acknowledges a write to every shard and returns a loaded key (the same definition for
+    quorumkv and etcd)."""
+    probe_keys = shard_probe_keys(system)
+    loaded_key = key_name(keys - 1)
     system.restart_all()
     began = time.monotonic()
-    if system.protocol == "etcd":
-        def serving() -> bool:
-            result = system.etcdctl("put", "restart-probe", "1", timeout_s=1)
-            got = system.etcdctl("get", probe_key.decode(), "--print-value-only", timeout_s=1)
-            return result.returncode == 0 and got.stdout.strip() != ""
-    else:
-        def serving() -> bool:
-            try:
-                for _, port in system.endpoints():
-                    if not resp_command(port, b"SET", b"restart-probe", b"1",
-                                        timeout_s=1).startswith(b"+OK"):
-                        return False
-                    if not resp_command(port, b"GET", probe_key, timeout_s=1).startswith(b"$"):
-                        return False
-                return True
-            except OSError:
-                return False
-    await_condition(serving, "the restarted cluster to serve", RECOVERY_TIMEOUT_S)
+    await_condition(lambda: serves_everywhere(system, probe_keys, loaded_key),
+                    "the restarted cluster to serve", RECOVERY_TIMEOUT_S)
     seconds = time.monotonic() - began
     print(f"  {system.name:14} restart with {keys:,} keys: serving after {seconds:.2f} s",
           flush=True)
@@ -298,7 +363,10 @@ def restart_to_serving(system: Any, keys: int) -> dict[str, Any]:
 
 def snapshot_transfer(base: Path, keys: int, plan: Plan) -> dict[str, Any]:
     """quorumkv, 1 shard, `keys` loaded: a follower down while the log is compacted past it
-    catches up by snapshot on restart; bytes received over the time to catch up."""
+    catches up by snapshot on restart; the bytes it received over the time from its serving
+    clients (process start and its own recovery done) until it applied the leader's commit.
+    A replica that fell behind stands in for a new one: replicas cannot be added to a running
+    cluster yet (membership commands are a later issue)."""
     system = Quorumkv(base / "snapshot", 1)
     system.start()
     try:
@@ -308,7 +376,7 @@ def snapshot_transfer(base: Path, keys: int, plan: Plan) -> dict[str, Any]:
         lagging = next(n for n in cluster.node_ids if n != leader)
         lagging_applied = cluster.applied_index(lagging)
         cluster.kill(lagging)
-        # Single SETs (one entry each) until the leader compacts past the lagging follower.
+        # Pipelined SETs (each its own log entry) until the leader compacts past the follower.
         spec = LoadSpec(protocol="resp", endpoints=system.endpoints(), workload="write",
                         clients=64, pipeline=16, warmup_s=0.0, duration_s=1.0, keys=keys,
                         cluster_routing=True)
@@ -326,17 +394,22 @@ def snapshot_transfer(base: Path, keys: int, plan: Plan) -> dict[str, Any]:
         if leader_status is None:
             raise RuntimeError("the leader did not compact its log past the stopped follower")
         commit = int(leader_status["commit"])
-        began = time.monotonic()
-        cluster.start_node(lagging, bootstrap_flags=False)
+        launched = time.monotonic()
+        cluster.start_node(lagging, wait=False, bootstrap_flags=False)
+        cluster.wait_listening(lagging)
+        began = time.monotonic()  # serving clients: the transfer starts with its next heartbeat
         await_condition(lambda: cluster.applied_index(lagging) >= commit,
                         f"node {lagging} to catch up", RECOVERY_TIMEOUT_S * 5)
         seconds = time.monotonic() - began
         stats = info_fields(cluster.client_ports[lagging], b"stats")
         size = int(stats["quorumkv_snapshot_bytes_received"])
+        if int(stats["quorumkv_snapshots_received"]) < 1:
+            raise RuntimeError("the restarted follower caught up without a snapshot")
         print(f"  snapshot: {size / 1e6:.1f} MB to a restarted follower in {seconds:.2f} s "
-              f"({size / 1e6 / seconds:.1f} MB/s, {keys:,} keys)", flush=True)
+              f"({size / 1e6 / seconds:.1f} MB/s, {keys:,} keys; process start "
+              f"{began - launched:.2f} s not included)", flush=True)
         return {"system": system.name, "keys": keys, "bytes": size, "seconds": seconds,
-                "mb_per_second": size / 1e6 / seconds}
+                "mb_per_second": size / 1e6 / seconds, "process_start_s": began - launched}
     finally:
         system.stop()
 
@@ -360,53 +433,91 @@ def machine() -> dict[str, Any]:
             "load_average_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+def attempt(results: dict[str, Any], system: str, phase: str, action: Callable[[], Any],
+            logs_from: Path | None = None) -> bool:
+    """Run one phase; a failure is recorded (and the system's logs kept) and the suite goes on
+    with the next, so one broken system does not lose the others' figures."""
+    try:
+        action()
+        return True
+    except Exception as error:  # recorded in the results, printed, and the run continues
+        message = f"{type(error).__name__}: {error}"
+        print(f"  {system:14} FAILED in {phase}: {message}", flush=True)
+        kept = None
+        if logs_from is not None and logs_from.exists():
+            kept = results["_logs_dir"] / system
+            for log in logs_from.rglob("*.log"):
+                target = kept / log.relative_to(logs_from)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, target)
+        results["failures"].append({"system": system, "phase": phase, "error": message[:2000],
+                                    "logs": str(kept) if kept else None})
+        return False
+
+
+def measure_system(system: System, plan: Plan, results: dict[str, Any]) -> None:
+    name = system.name
+    with running(system):
+        results["versions"].setdefault(name.split("-")[0], system.version())
+        seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group, 0,
+                            plan.keys, plan.value_bytes, plan.processes)
+        print(f"  {name:14} loaded {plan.keys:,} keys in {seconds:.1f} s", flush=True)
+        for workload in plan.workloads:
+            for clients in plan.clients:
+                results["runs"].append(measured_run(system, plan, workload, clients))
+        for workload, clients, pipeline in plan.pipelined:
+            results["runs"].append(measured_run(system, plan, workload, clients, pipeline))
+        if plan.cross_check and system.protocol == "resp":
+            # PySyncObj acknowledges about 150 writes/s (0.1 s append batching): fewer.
+            requests = (min(PYSYNCOBJ_CROSS_CHECK_REQUESTS, plan.cross_check_requests)
+                        if name == "pysyncobj" else plan.cross_check_requests)
+            for test in ("set", "get"):
+                results["cross_check"].append(redis_benchmark(system, test, 64, requests))
+        if name in plan.failover_systems:
+            results["failover"].append(failover(system, plan.failover_trials))
+
+
+def measure_growth(system: System, plan: Plan, results: dict[str, Any]) -> None:
+    with running(system):
+        loaded = 0
+        for keys in plan.growth_keys:
+            seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group,
+                                loaded, keys, plan.value_bytes, plan.processes)
+            print(f"  {system.name:14} loaded keys {loaded:,} to {keys:,} in {seconds:.1f} s",
+                  flush=True)
+            loaded = keys
+            run = measured_run(system, plan, "write", plan.growth_clients, keys=keys)
+            run.update(keys_loaded=keys, load_seconds=seconds)
+            results["growth"].append(run)
+            if keys == plan.restart_keys and hasattr(system, "restart_all"):
+                results["restart"].append(restart_to_serving(system, keys))
+            results["_save"]()
+
+
 def run_plan(plan: Plan, base: Path, results: dict[str, Any]) -> None:
     save = results["_save"]
     for name in plan.systems:
         system = make_system(name, base)
         print(f"{system.label}: {system.durability}", flush=True)
-        with running(system):
-            results["versions"].setdefault(name.split("-")[0], system.version())
-            results["systems"].append({"name": system.name, "label": system.label,
-                                       "durability": system.durability,
-                                       "protocol": system.protocol,
-                                       "routing": getattr(system, "routing", "")})
-            seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group, 0,
-                                plan.keys, plan.value_bytes, plan.processes)
-            print(f"  {system.name:14} loaded {plan.keys:,} keys in {seconds:.1f} s", flush=True)
-            for workload in plan.workloads:
-                for clients in plan.clients:
-                    results["runs"].append(measured_run(system, plan, workload, clients))
-            for workload, clients, pipeline in plan.pipelined:
-                results["runs"].append(measured_run(system, plan, workload, clients, pipeline))
-            if plan.cross_check and system.protocol == "resp":
-                # PySyncObj acknowledges about 150 writes/s (0.1 s append batching): fewer.
-                requests = (PYSYNCOBJ_CROSS_CHECK_REQUESTS if name == "pysyncobj"
-                            else plan.cross_check_requests)
-                for test in ("set", "get"):
-                    results["cross_check"].append(redis_benchmark(system, test, 64, requests))
-            if name in plan.failover_systems:
-                results["failover"].append(failover(system, plan.failover_trials))
+        results["systems"].append({"name": system.name, "label": system.label,
+                                   "durability": system.durability, "protocol": system.protocol,
+                                   "routing": getattr(system, "routing", "")})
+        if attempt(results, name, "workloads", lambda s=system: measure_system(s, plan, results),
+                   system.base_dir):
+            shutil.rmtree(system.base_dir, ignore_errors=True)
         save()
     for name in plan.growth_systems:
         system = make_system(name, base / "growth")
         print(f"growth: {system.label}", flush=True)
-        with running(system):
-            loaded = 0
-            for keys in plan.growth_keys:
-                seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group,
-                                    loaded, keys, plan.value_bytes, plan.processes)
-                print(f"  {system.name:14} loaded keys {loaded:,} to {keys:,} in {seconds:.1f} s",
-                      flush=True)
-                loaded = keys
-                run = measured_run(system, plan, "write", plan.growth_clients, keys=keys)
-                run.update(keys_loaded=keys, load_seconds=seconds)
-                results["growth"].append(run)
-                if keys == plan.restart_keys and system.elects_leader:
-                    results["restart"].append(restart_to_serving(system, keys))
-                save()
+        if attempt(results, name, "growth", lambda s=system: measure_growth(s, plan, results),
+                   system.base_dir):
+            shutil.rmtree(system.base_dir, ignore_errors=True)
+        save()
     if plan.snapshot_keys:
-        results["snapshot"].append(snapshot_transfer(base, plan.snapshot_keys, plan))
+        attempt(results, "quorumkv-1", "snapshot",
+                lambda: results["snapshot"].append(
+                    snapshot_transfer(base, plan.snapshot_keys, plan)), base / "snapshot")
+        save()
 
 
 def main() -> int:
@@ -436,7 +547,7 @@ def main() -> int:
                     "duration_s": plan.duration_s, "value_bytes": plan.value_bytes,
                     "keys": plan.keys},
         "systems": [], "runs": [], "growth": [], "failover": [], "restart": [], "snapshot": [],
-        "cross_check": []}
+        "cross_check": [], "failures": []}
     partial = results_dir / f"{results['date']}.partial.json"
 
     def save() -> None:
@@ -445,15 +556,25 @@ def main() -> int:
         partial.write_text(json.dumps(data, indent=1))
 
     results["_save"] = save
-    with tempfile.TemporaryDirectory(prefix="quorumkv-bench-") as base:
-        run_plan(plan, Path(base), results)
-    del results["_save"]
-    results["duration_s"] = time.monotonic() - began
-    readme = None if arguments.quick or arguments.no_readme else BENCH_DIR.parent / "README.md"
-    report = write_report(results, results_dir, readme)
-    partial.unlink(missing_ok=True)
-    print(f"report: {report} ({results['duration_s'] / 60:.1f} min)")
-    return 0
+    results["_logs_dir"] = results_dir / f"{results['date']}-failed-logs"
+    base = Path(tempfile.mkdtemp(prefix="quorumkv-bench-"))
+    try:
+        run_plan(plan, base, results)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        # Imported here, not at the top: the load generator's spawned workers import this
+        # module again, and should not pay for matplotlib.
+        from report import write_report
+
+        del results["_save"], results["_logs_dir"]
+        results["duration_s"] = time.monotonic() - began
+        readme = (None if arguments.quick or arguments.no_readme
+                  else BENCH_DIR.parent / "README.md")
+        report = write_report(results, results_dir, readme)
+        partial.unlink(missing_ok=True)
+        print(f"report: {report} ({results['duration_s'] / 60:.1f} min); "
+              f"{len(results['failures'])} phase(s) failed")
+    return 1 if results["failures"] else 0
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ should route keys by CLUSTER SLOTS), and which process ids are the server (`pids
 can sum their CPU from /proc). `durability` states, in words, what an acknowledgement means on
 that system; the report prints it next to every figure.
 
-Systems that elect a leader (quorumkv, etcd) also offer `leader_pid` and `wait_serving`, which
-the failover and restart measurements use. Every process a system started is killed by PID in
+The systems whose failover and restart are measured (quorumkv, etcd) also offer
+`node_names`, `leader_node`, `node_endpoint`, `kill_node`, `restart_node`, `wait_settled` and
+`restart_all`. Every process a system started is killed by PID in
 `stop()`; nothing else is touched.
 """
 
@@ -48,7 +49,6 @@ class System:
     bulk_group = "none"
     """How bulk loading groups keys into one MSET: "none", "slot" or "range" (loadgen.py)."""
     durability = ""
-    elects_leader = False
 
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = Path(base_dir)
@@ -141,7 +141,6 @@ class Quorumkv(System):
     protocol = "resp"
     cluster_routing = True
     bulk_group = "range"
-    elects_leader = True
     durability = ("acknowledged after a majority of the shard's replicas fsynced the entry "
                   "(group commit; --sync, the default); linearizable reads by ReadIndex")
 
@@ -215,7 +214,6 @@ class Etcd(System):
     name = "etcd"
     label = "etcd, 3 members"
     protocol = "etcd"
-    elects_leader = True
     durability = ("acknowledged after a majority fsynced the WAL (etcd default); "
                   "linearizable reads (Range, serializable=false)")
     routing = "client i to member i mod 3, as etcd's client balances; followers forward"
@@ -308,7 +306,11 @@ class Etcd(System):
         for member in list(self.by_name):
             process = self.by_name.pop(member)
             process.terminate()
-            process.wait(STOP_TIMEOUT_S)
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         for member in self.names:
             self.start_member(member)
 
