@@ -75,6 +75,11 @@ LOAD_BATCH_KEYS_ETCD = 128
 """Bulk loading: keys per MSET (per slot with cluster routing) and per etcd Txn (etcd's default
 --max-txn-ops is 128)."""
 
+LOAD_RETRIES_MAX = 50
+LOAD_RETRY_PAUSE_S = 0.2
+RETRIED_ERRORS = ("TRYAGAIN", "CLUSTERDOWN", "UNKNOWN")
+"""Bulk loading sends an MSET again (at most 50 times, 0.2 s apart) after these replies."""
+
 
 @dataclass
 class LoadSpec:
@@ -525,7 +530,7 @@ def run_load(spec: LoadSpec, on_window_start: Callable[[], None] | None = None,
 
 
 async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int,
-                     last: int, step: int, value: bytes) -> None:
+                     last: int, step: int, value: bytes) -> int:
     """MSET keys first, first+step, ... < last, one MSET per hash slot (group_by "slot": Redis
     Cluster refuses keys of several slots) or per CLUSTER SLOTS range ("range": quorumkv
     accepts any keys of one shard on a plain connection), or in any order ("none")."""
@@ -538,11 +543,25 @@ async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int
 
     pending: set[asyncio.Task[Any]] = set()
     groups: dict[int, list[bytes]] = {}
+    retried = [0]
 
     async def send(words: list[bytes]) -> None:
-        (reply,) = await client.batch([(words[1], words)])
-        if is_error(reply):
-            raise RuntimeError(f"bulk load: {reply}")
+        # MSET is idempotent: a definite refusal (TRYAGAIN, CLUSTERDOWN: not applied) or an
+        # unknown outcome (UNKNOWN, a lost connection) is sent again, a bounded number of times.
+        for attempt in range(LOAD_RETRIES_MAX + 1):
+            try:
+                (reply,) = await client.batch([(words[1], words)])
+            except (TimeoutError, OSError) as error:
+                reply = error
+                client.close()
+                client.connections.clear()
+            if not is_error(reply):
+                return
+            if not (isinstance(reply, (OSError, asyncio.TimeoutError))
+                    or str(reply).startswith(RETRIED_ERRORS)) or attempt == LOAD_RETRIES_MAX:
+                raise RuntimeError(f"bulk load: {reply}")
+            retried[0] += 1
+            await asyncio.sleep(LOAD_RETRY_PAUSE_S)
 
     async def flush(words: list[bytes]) -> None:
         while len(pending) >= LOAD_PIPELINE:
@@ -568,6 +587,7 @@ async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int
     for task in pending:
         await task
     client.close()
+    return retried[0]
 
 
 async def _load_etcd(endpoints: list[tuple[str, int]], first: int, last: int, step: int,
@@ -606,7 +626,10 @@ def _load_worker(protocol: str, endpoints: list[tuple[str, int]], group_by: str,
         if protocol == "etcd":
             asyncio.run(_load_etcd(endpoints, first, last, step, value))
         else:
-            asyncio.run(_load_resp(endpoints, group_by, first, last, step, value))
+            retried = asyncio.run(_load_resp(endpoints, group_by, first, last, step, value))
+            if retried:
+                print(f"bulk load: {retried} MSETs sent again (TRYAGAIN/UNKNOWN/connection)",
+                      file=sys.stderr, flush=True)
         queue.put(("ok", ""))
     except BaseException as error:
         queue.put(("error", f"{type(error).__name__}: {error}"))

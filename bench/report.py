@@ -239,6 +239,11 @@ def conditions_paragraph(results: Results) -> str:
         "summed over all of a system's server processes from /proc/<pid>/stat, and the load "
         "generator's own share of the CPU is shown next to each figure. Latencies are measured "
         "by the load generator, from sending a request to reading its reply.",
+        *(f"Re-measured later ({entry.get('started_utc', MISSING)}, "
+          f"{entry.get('duration_s', 0) / 60:.0f} min, load average "
+          f"{'/'.join(f'{v:.2f}' for v in entry.get('load_average_start', []))} at its start), "
+          f"replacing the first run's figures: {', '.join(entry.get('what', []))}."
+          for entry in results.get("remeasured", [])),
     ]
     return " ".join(sentence for sentence in sentences if sentence)
 

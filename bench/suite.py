@@ -448,7 +448,7 @@ def attempt(results: dict[str, Any], system: str, phase: str, action: Callable[[
         kept = None
         if logs_from is not None and logs_from.exists():
             kept = results["_logs_dir"] / system
-            for log in logs_from.rglob("*.log"):
+            for log in (p for p in logs_from.rglob("*.log") if "store" not in p.parts):
                 target = kept / log.relative_to(logs_from)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(log, target)
@@ -522,12 +522,45 @@ def run_plan(plan: Plan, base: Path, results: dict[str, Any]) -> None:
         save()
 
 
+PHASES = ("workloads", "growth", "snapshot")
+
+
+def merge_results(old: dict[str, Any], new: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """`old` with the figures of the systems and phases `new` re-measured replaced by them."""
+    redone = {("workloads", s) for s in plan.systems} | {("growth", s)
+                                                        for s in plan.growth_systems}
+    if plan.snapshot_keys:
+        redone.add(("snapshot", "quorumkv-1"))
+    merged = dict(old)
+    for key, phase in (("runs", "workloads"), ("cross_check", "workloads"),
+                       ("failover", "workloads"), ("growth", "growth"), ("restart", "growth"),
+                       ("snapshot", "snapshot")):
+        merged[key] = [e for e in old.get(key, []) if (phase, e["system"]) not in redone]
+        merged[key] += new.get(key, [])
+    systems = {e["name"]: e for e in old.get("systems", []) + new.get("systems", [])}
+    merged["systems"] = [systems[n] for n in ALL_SYSTEMS if n in systems]
+    merged["failures"] = [f for f in old.get("failures", [])
+                          if (f["phase"], f["system"]) not in redone] + new["failures"]
+    merged["versions"] = {**old.get("versions", {}), **new["versions"]}
+    merged["remeasured"] = old.get("remeasured", []) + [{
+        "what": sorted(f"{system} {phase}" for phase, system in redone),
+        "started_utc": new["started_utc"], "duration_s": new["duration_s"],
+        "load_average_start": new["machine"]["load_average_start"]}]
+    merged["duration_s"] = old.get("duration_s", 0.0) + new["duration_s"]
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a subset, under five minutes")
     parser.add_argument("--systems", help="comma-separated subset of " + ",".join(ALL_SYSTEMS))
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help="comma-separated subset of " + ",".join(PHASES))
+    parser.add_argument("--merge", type=Path, metavar="RESULTS_JSON",
+                        help="re-measure the chosen systems and phases and replace their "
+                             "figures in this earlier results file")
     arguments = parser.parse_args()
     plan = quick_plan() if arguments.quick else full_plan()
     if arguments.systems:
@@ -537,6 +570,13 @@ def main() -> int:
         plan.failover_systems = [s for s in plan.failover_systems if s in chosen]
         if "quorumkv-1" not in chosen:
             plan.snapshot_keys = 0
+    phases = arguments.phases.split(",")
+    if "workloads" not in phases:
+        plan.systems = []
+    if "growth" not in phases:
+        plan.growth_systems = []
+    if "snapshot" not in phases:
+        plan.snapshot_keys = 0
     results_dir = arguments.results / "quick" if arguments.quick else arguments.results
     results_dir.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
@@ -570,6 +610,8 @@ def main() -> int:
 
         del results["_save"], results["_logs_dir"]
         results["duration_s"] = time.monotonic() - began
+        if arguments.merge:
+            results = merge_results(json.loads(arguments.merge.read_text()), results, plan)
         readme = (None if arguments.quick or arguments.no_readme
                   else BENCH_DIR.parent / "README.md")
         report = write_report(results, results_dir, readme)
