@@ -164,3 +164,16 @@ def test_a_stalled_node_takes_no_input_so_its_stalled_ready_still_matches_its_co
     cluster.run_until(lambda: bool(pending))
     new_leader = cluster.leader()
     cluster.run_until(lambda: host.replica(1).node.term >= cluster.hosts[new_leader].replica(1).node.term)
+
+
+def test_a_leader_transfer_asked_of_a_replica_without_a_known_leader_is_dropped() -> None:
+    """Leader balancing asks for transfers that may run after the replica lost its leadership
+    (they wait while a Ready cycle runs): with no leader known there is nothing to transfer,
+    and the request is dropped instead of raising NotLeader out of the node's drive loop (a
+    12-shard cluster under bulk load stopped a node this way)."""
+    cluster = Cluster(3)
+    host = cluster.hosts[1]
+    assert host.leader_of(1) == 0
+    host.transfer_leader(1, 2)  # no leader known yet: dropped
+    leader = elect(cluster)
+    assert cluster.call(leader, b"SET", b"k", b"v") == SimpleString(b"OK")

@@ -24,6 +24,8 @@ Replica ids are node ids for now; shards, epochs and placement come from the met
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -303,8 +305,11 @@ class Host:
         replica.proposals[index] = (term, done)
 
     def transfer_leader(self, shard_id: int, target: int) -> None:
+        """Ask the shard's leader to hand over to `target`; advisory. A replica that knows no
+        leader (it lost leadership since the request was made) drops it: callers retry."""
         if self._stall is None:
-            self._replicas[shard_id].node.transfer_leader(target)
+            with contextlib.suppress(errors.NotLeader):
+                self._replicas[shard_id].node.transfer_leader(target)
 
     def campaign(self, shard_id: int) -> None:
         if self._stall is None:
