@@ -298,11 +298,12 @@ def failures_table(results: Results) -> str | None:
 def growth_table(results: Results) -> str | None:
     rows = [[run["system"], run.get("workload", "write"), str(run.get("clients", MISSING)),
              format_integer(run.get("keys_loaded")), format_figure(run.get("load_seconds")),
+             format_figure(run.get("settle_seconds")),
              *run_cells(run)] for run in results.get("growth", [])]
     if not rows:
         return None
-    return markdown_table(["system", "workload", "clients", "keys loaded", "load s", *RUN_HEADER],
-                          rows, align="llrrrrrrrrr")
+    return markdown_table(["system", "workload", "clients", "keys loaded", "load s",
+                           "quiet after s", *RUN_HEADER], rows, align="llrrrrrrrrrr")
 
 
 def failover_table(results: Results) -> str | None:

@@ -60,6 +60,12 @@ request timeout) must not stop new probes from being sent."""
 RECOVERY_TIMEOUT_S = 60.0
 """How long writes may stay unavailable after a kill, or a restart take, before the suite fails."""
 
+SETTLE_WINDOW_S = 2.0
+SETTLE_MARGIN_CORES = 0.05
+SETTLE_TIMEOUT_S = 300.0
+"""After a bulk load the suite waits (at most 300 s) until the servers' CPU over 2 s is within
+0.05 cores of what they used idle before the load."""
+
 PYSYNCOBJ_CROSS_CHECK_REQUESTS = 5_000
 """redis-benchmark requests per test against PySyncObj (the others: Plan.cross_check_requests)."""
 
@@ -479,17 +485,38 @@ def measure_system(system: System, plan: Plan, results: dict[str, Any]) -> None:
             results["failover"].append(failover(system, plan.failover_trials))
 
 
+def cpu_rate(system: System, seconds: float) -> float:
+    """The servers' CPU use over `seconds`, in cores."""
+    pids = system.pids()
+    before = cpu_seconds(pids)
+    time.sleep(seconds)
+    return (cpu_seconds(pids) - before) / seconds
+
+
+def wait_quiet(system: System, idle_cores: float) -> float:
+    """After a bulk load, wait until the servers' CPU use is back near its idle level (RocksDB
+    compacts what was loaded, etcd's backend commits it), so the next run measures the cost of
+    the data set, not the load's aftermath. Returns the seconds waited (bounded)."""
+    began = time.monotonic()
+    while time.monotonic() - began < SETTLE_TIMEOUT_S:
+        if cpu_rate(system, SETTLE_WINDOW_S) <= idle_cores + SETTLE_MARGIN_CORES:
+            break
+    return time.monotonic() - began
+
+
 def measure_growth(system: System, plan: Plan, results: dict[str, Any]) -> None:
     with running(system):
+        idle_cores = cpu_rate(system, SETTLE_WINDOW_S)
         loaded = 0
         for keys in plan.growth_keys:
             seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group,
                                 loaded, keys, plan.value_bytes, plan.processes)
-            print(f"  {system.name:14} loaded keys {loaded:,} to {keys:,} in {seconds:.1f} s",
-                  flush=True)
+            settle = wait_quiet(system, idle_cores)
+            print(f"  {system.name:14} loaded keys {loaded:,} to {keys:,} in {seconds:.1f} s, "
+                  f"quiet again after {settle:.1f} s", flush=True)
             loaded = keys
             run = measured_run(system, plan, "write", plan.growth_clients, keys=keys)
-            run.update(keys_loaded=keys, load_seconds=seconds)
+            run.update(keys_loaded=keys, load_seconds=seconds, settle_seconds=settle)
             results["growth"].append(run)
             if keys == plan.restart_keys and hasattr(system, "restart_all"):
                 results["restart"].append(restart_to_serving(system, keys))
