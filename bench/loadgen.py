@@ -50,6 +50,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from queue import Empty
 from typing import Any
 
 SLOT_COUNT = 16384
@@ -650,7 +651,12 @@ def bulk_load(protocol: str, endpoints: list[tuple[str, int]], group_by: str,
         worker.start()
     try:
         for _ in workers:
-            status, message = queue.get(timeout=timeout_s)
+            try:
+                status, message = queue.get(timeout=max(0.0, began + timeout_s
+                                                        - time.monotonic()))
+            except Empty:
+                raise TimeoutError(f"bulk load of keys {first:,} to {last:,} did not finish "
+                                   f"within {timeout_s:.0f} s") from None
             if status != "ok":
                 raise RuntimeError(f"bulk load failed: {message}")
     finally:

@@ -92,6 +92,8 @@ class Plan:
     growth_systems: list[str] = field(default_factory=list)
     growth_keys: list[int] = field(default_factory=list)
     growth_clients: int = 64
+    growth_load_timeout_s: float = 600.0
+    """A growth step whose bulk load takes longer is recorded as failed, with what it reached."""
     restart_keys: int = 1_000_000
     failover_systems: list[str] = field(default_factory=list)
     failover_trials: int = 10
@@ -510,7 +512,8 @@ def measure_growth(system: System, plan: Plan, results: dict[str, Any]) -> None:
         loaded = 0
         for keys in plan.growth_keys:
             seconds = bulk_load(system.protocol, system.endpoints(), system.bulk_group,
-                                loaded, keys, plan.value_bytes, plan.processes)
+                                loaded, keys, plan.value_bytes, plan.processes,
+                                timeout_s=plan.growth_load_timeout_s)
             settle = wait_quiet(system, idle_cores)
             print(f"  {system.name:14} loaded keys {loaded:,} to {keys:,} in {seconds:.1f} s, "
                   f"quiet again after {settle:.1f} s", flush=True)
