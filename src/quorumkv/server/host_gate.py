@@ -1,8 +1,10 @@
 """The one way into the host, so that its Ready cycles can run on a worker thread.
 
 Theory of operation. A Ready cycle ends in a synced RocksDB write. Run on the event loop, that
-fsync stops the node from reading its sockets; run on a worker thread (RocksDB releases the
-GIL while it writes), the loop keeps reading and parsing the next batch meanwhile. The host is
+fsync stops the node from reading its sockets; run on a worker thread, the loop reads and
+parses the next batch between the cycle's Python steps, and commands gather into larger
+batches meanwhile. (rocksdict holds the GIL during the synced write itself, so the fsync is
+not overlapped yet: docs/performance.md.) The host is
 not thread-safe, and need not be: the gate makes sure only one thread touches it at a time.
 
 - While no cycle runs, the loop thread calls the host directly (`submit`, `receive`, `tick`).
