@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
 
 import pytest
@@ -12,13 +11,8 @@ import pytest
 from quorumkv.codec.peer import ForwardRequest, PeerFormatError, PeerRecord
 from quorumkv.raft.types import Message, MessageType
 from quorumkv.server.config import Address
+from quorumkv.server.local_cluster import free_port
 from quorumkv.server.peer_transport import FrameReader, PeerTransport, frame
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:

@@ -25,7 +25,6 @@ Replica ids are node ids for now; shards, epochs and placement come from the met
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,10 +35,25 @@ START_TIMEOUT_S = 30.0
 """How long a node may take to listen for clients after its process starts."""
 
 
+LISTEN_PORTS = (20_000, 32_000)
+"""Ports picked for listening sockets: below Linux's default ephemeral range (32768-60999), so
+an outgoing connection of another process cannot take a node's port between the moment it is
+picked and the moment the node (re)binds it, which happened with ports the kernel picked."""
+
+_port_picker = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port that is free now, outside the ephemeral range (LISTEN_PORTS)."""
+    for _ in range(1000):
+        port = _port_picker.randrange(*LISTEN_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS}")
 
 
 def resp_command(port: int, *words: bytes, timeout_s: float = 2.0) -> bytes:

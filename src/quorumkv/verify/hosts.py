@@ -9,8 +9,9 @@ rest of the harness is the same in both modes.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
+
+from quorumkv.server.local_cluster import free_port
 
 CLIENT_PORT = 7001
 """The client (RESP) port of every node in namespace mode (each node has its own address)."""
@@ -44,10 +45,9 @@ def peers_flag(hosts: list[NodeHost]) -> str:
 
 
 def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the ephemeral range
+    (local_cluster.free_port)."""
+    return free_port()
 
 
 def loopback_hosts(nodes: int) -> list[NodeHost]:
