@@ -59,7 +59,7 @@ bench-deps: system-deps
 	  $(PYSYNCOBJ_VENV)/bin/pip install --quiet pysyncobj
 
 # The comparative suite (bench/suite.py): results in bench/results/<date>.md/.json with plots,
-# and the README's performance table. The full run takes about an hour on 2 cores.
+# and the README's performance table. The full run takes about 50 minutes on 2 cores.
 bench: $(STAMP) bench-deps
 	$(PY) bench/suite.py
 
