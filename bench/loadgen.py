@@ -48,7 +48,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from queue import Empty
 from typing import Any
@@ -530,6 +530,26 @@ def run_load(spec: LoadSpec, on_window_start: Callable[[], None] | None = None,
 # ---- bulk loading -------------------------------------------------------------------------------
 
 
+class _InFlight:
+    """Bulk-load requests in flight, at most LOAD_PIPELINE; a failed one raises on the next
+    `add` or in `drain`."""
+
+    def __init__(self) -> None:
+        self.pending: set[asyncio.Task[Any]] = set()
+
+    async def add(self, request: Coroutine[Any, Any, None]) -> None:
+        while len(self.pending) >= LOAD_PIPELINE:
+            done, _ = await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                self.pending.discard(task)
+                task.result()
+        self.pending.add(asyncio.ensure_future(request))
+
+    async def drain(self) -> None:
+        for task in list(self.pending):
+            await task
+
+
 async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int,
                      last: int, step: int, value: bytes) -> int:
     """MSET keys first, first+step, ... < last, one MSET per hash slot (group_by "slot": Redis
@@ -542,7 +562,7 @@ async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int
     client = RespClient(endpoints, first, slots)
     from quorumkv.cluster.slots import key_slot
 
-    pending: set[asyncio.Task[Any]] = set()
+    in_flight = _InFlight()
     groups: dict[int, list[bytes]] = {}
     retried = [0]
 
@@ -564,14 +584,6 @@ async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int
             retried[0] += 1
             await asyncio.sleep(LOAD_RETRY_PAUSE_S)
 
-    async def flush(words: list[bytes]) -> None:
-        while len(pending) >= LOAD_PIPELINE:
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                pending.discard(task)
-                task.result()
-        pending.add(asyncio.ensure_future(send(words)))
-
     for index in range(first, last, step):
         key = key_name(index)
         group = 0
@@ -582,11 +594,10 @@ async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int
         words = groups.setdefault(group, [b"MSET"])
         words += [key, value]
         if len(words) > 2 * LOAD_BATCH_KEYS_RESP:
-            await flush(groups.pop(group))
+            await in_flight.add(send(groups.pop(group)))
     for words in groups.values():
-        await flush(words)
-    for task in pending:
-        await task
+        await in_flight.add(send(words))
+    await in_flight.drain()
     client.close()
     return retried[0]
 
@@ -594,7 +605,7 @@ async def _load_resp(endpoints: list[tuple[str, int]], group_by: str, first: int
 async def _load_etcd(endpoints: list[tuple[str, int]], first: int, last: int, step: int,
                      value: bytes) -> None:
     client = EtcdClient(endpoints, first)
-    pending: set[asyncio.Task[Any]] = set()
+    in_flight = _InFlight()
 
     async def send(pairs: list[tuple[bytes, bytes]]) -> None:
         (reply,) = await client.batch([(ETCD_TXN, etcd_txn_puts(pairs))])
@@ -606,15 +617,9 @@ async def _load_etcd(endpoints: list[tuple[str, int]], first: int, last: int, st
     for position, index in enumerate(indexes):
         pairs.append((key_name(index), value))
         if len(pairs) == LOAD_BATCH_KEYS_ETCD or position == len(indexes) - 1:
-            while len(pending) >= LOAD_PIPELINE:
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    pending.discard(task)
-                    task.result()
-            pending.add(asyncio.ensure_future(send(pairs)))
+            await in_flight.add(send(pairs))
             pairs = []
-    for task in pending:
-        await task
+    await in_flight.drain()
     await client.close()
 
 
