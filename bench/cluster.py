@@ -14,28 +14,19 @@ Figures, never pass/fail. Usage: `python bench/cluster.py [--quick] [--requests 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from measure import cpu_seconds, redis_benchmark, resident_bytes
+
 from quorumkv.server.local_cluster import LocalCluster
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def cluster_cpu(cluster: LocalCluster) -> float:
-    return sum(cpu_seconds(cluster.pid(n)) for n in cluster.running())
+    return cpu_seconds(cluster.pid(n) for n in cluster.running())
 
 
 def directory_bytes(path: Path) -> int:
@@ -44,14 +35,9 @@ def directory_bytes(path: Path) -> int:
 
 def cluster_benchmark(port: int, test: str, requests: int, pipeline: int,
                       cluster_mode: bool) -> dict[str, float]:
-    command = ["redis-benchmark", *(["--cluster"] if cluster_mode else []), "-p", str(port), "-t", test, "-n",
-               str(requests), "-d", "100", "-r", "100000", "-c", "50", "-P", str(pipeline),
-               "--csv"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rows = [row for row in csv.DictReader(io.StringIO(output[output.find('"test"'):]))]
-    row = rows[-1]
-    return {"ops_per_second": float(row["rps"]), "p50_ms": float(row["p50_latency_ms"]),
-            "p99_ms": float(row["p99_latency_ms"])}
+    return redis_benchmark([*(["--cluster"] if cluster_mode else []), "-p", str(port), "-t", test,
+                            "-n", str(requests), "-d", "100", "-r", "100000", "-c", "50", "-P",
+                            str(pipeline)])
 
 
 def measure(shards: int, requests: int, pipelines: list[int]) -> dict[str, object]:
@@ -76,8 +62,7 @@ def measure(shards: int, requests: int, pipelines: list[int]) -> dict[str, objec
                       f"{figures['ops_per_second']:>9,.0f} ops/s  p50 {figures['p50_ms']:6.2f} ms"
                       f"  p99 {figures['p99_ms']:6.2f} ms  "
                       f"{figures['cpu_seconds_per_1000_ops']:.3f} CPU s/1000 ops", flush=True)
-        memory = sum(int(Path(f"/proc/{cluster.pid(n)}/statm").read_text().split()[1])
-                     for n in cluster.running()) * PAGE_BYTES
+        memory = sum(resident_bytes(cluster.pid(n)) for n in cluster.running())
         disk = sum(directory_bytes(cluster.data_dir(n)) for n in cluster.node_ids)
         print(f"  {shards:2} shards  resident {memory / 2**20:.0f} MiB (3 nodes), "
               f"data directories {disk / 2**20:.0f} MiB", flush=True)

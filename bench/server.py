@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import os
 import resource
@@ -34,38 +32,22 @@ import time
 from pathlib import Path
 
 import redis
+from measure import cpu_seconds, resident_bytes
+from measure import redis_benchmark as run_redis_benchmark
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from quorumkv.server.local_cluster import LocalCluster, wait_until
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def resident_bytes(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
-
 
 def cluster_cpu(cluster: LocalCluster) -> float:
-    return sum(cpu_seconds(cluster.pid(n)) for n in cluster.running())
+    return cpu_seconds(cluster.pid(n) for n in cluster.running())
 
 
 def redis_benchmark(port: int, test: str, requests: int, pipeline: int, clients: int = 50
                     ) -> dict[str, float]:
-    command = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(requests), "-d", "100",
-               "-r", "100000", "-c", str(clients), "-P", str(pipeline), "--csv"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rows = list(csv.DictReader(io.StringIO(output)))
-    row = rows[-1]
-    return {"ops_per_second": float(row["rps"]), "p50_ms": float(row["p50_latency_ms"]),
-            "p99_ms": float(row["p99_latency_ms"])}
+    return run_redis_benchmark(["-p", str(port), "-t", test, "-n", str(requests), "-d", "100",
+                                "-r", "100000", "-c", str(clients), "-P", str(pipeline)])
 
 
 def throughput(cluster: LocalCluster, requests: int) -> list[dict[str, object]]:

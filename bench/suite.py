@@ -22,15 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import datetime
-import io
 import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,13 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import LoadSpec, SlotMap, bulk_load, etcd_put, etcd_range, key_name, run_load
+from measure import cpu_seconds
+from measure import redis_benchmark as run_redis_benchmark
 from systems import Etcd, Quorumkv, RedisAlone, RedisCluster, System, await_condition
 
 from quorumkv.cluster.slots import key_slot
 from quorumkv.server.local_cluster import info_fields, resp_command, shard_status
 
 BENCH_DIR = Path(__file__).resolve().parent
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 PROBE_INTERVAL_S = 0.01
 PROBE_TIMEOUT_S = 2.0
@@ -144,19 +142,6 @@ def make_system(name: str, base: Path) -> System:
 # ---- measuring ----------------------------------------------------------------------------------
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of the processes and of their reaped children (Redis's AOF rewrite), from
-    /proc; a process that is gone raises: its figure would be wrong."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            raise RuntimeError(f"server process {pid} exited during a measurement") from None
-        total += sum(int(f) for f in fields[11:15])
-    return total / CLOCK_TICKS
-
-
 def measured_run(system: System, plan: Plan, workload: str, clients: int, pipeline: int = 1,
                  keys: int | None = None) -> dict[str, Any]:
     """One load-generator run with the servers' CPU over its window."""
@@ -188,15 +173,11 @@ def redis_benchmark(system: System, test: str, clients: int, requests: int) -> d
     if isinstance(system, Quorumkv) and not cluster:
         # --cluster refuses a cluster of one master: send everything to the shard's leader.
         host, port = system.node_endpoint(system.leader_node())
-    command = ["redis-benchmark", *(["--cluster"] if cluster else []), "-h", host, "-p",
-               str(port), "-t", test, "-n", str(requests), "-d", "100", "-r", "100000", "-c",
-               str(clients), "-P", "1", "--csv"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True,
-                            timeout=600).stdout
-    row = list(csv.DictReader(io.StringIO(output[output.find('"test"'):])))[-1]
     figures = {"system": system.name, "tool": "redis-benchmark", "test": test.upper(),
-               "clients": clients, "pipeline": 1, "ops_per_second": float(row["rps"]),
-               "p50_ms": float(row["p50_latency_ms"]), "p99_ms": float(row["p99_latency_ms"])}
+               "clients": clients, "pipeline": 1, **run_redis_benchmark(
+                   [*(["--cluster"] if cluster else []), "-h", host, "-p", str(port), "-t", test,
+                    "-n", str(requests), "-d", "100", "-r", "100000", "-c", str(clients),
+                    "-P", "1"])}
     print(f"  {system.name:14} redis-benchmark {test.upper():3} c={clients} "
           f"{figures['ops_per_second']:>9,.0f} ops/s  p50 {figures['p50_ms']:.2f} ms  "
           f"p99 {figures['p99_ms']:.2f} ms", flush=True)
