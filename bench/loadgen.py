@@ -53,6 +53,8 @@ from dataclasses import asdict, dataclass, field
 from queue import Empty
 from typing import Any
 
+from quorumkv.server.status import encode_command
+
 SLOT_COUNT = 16384
 BUCKET_GROWTH = 1.02
 """Each latency bucket is 2% wider than the one below it."""
@@ -137,10 +139,6 @@ def percentile_ms(histogram: dict[int, int], fraction: float) -> float:
 # ---- RESP ---------------------------------------------------------------------------------------
 
 
-def resp_encode(*words: bytes) -> bytes:
-    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words)
-
-
 class RespConnection(asyncio.Protocol):
     """One RESP connection; `request` writes a batch of commands and awaits all their replies."""
 
@@ -217,7 +215,7 @@ class SlotMap:
                 continue
             try:
                 (reply,) = await asyncio.wait_for(
-                    connection.request(resp_encode(b"CLUSTER", b"SLOTS"), 1), REQUEST_TIMEOUT_S)
+                    connection.request(encode_command(b"CLUSTER", b"SLOTS"), 1), REQUEST_TIMEOUT_S)
             except (TimeoutError, OSError) as error:
                 last = error
                 continue
@@ -272,7 +270,7 @@ class RespClient:
 
         async def one(address: tuple[str, int], positions: list[int]) -> None:
             connection = await self.connection(address)
-            payload = b"".join(resp_encode(*commands[p][1]) for p in positions)
+            payload = b"".join(encode_command(*commands[p][1]) for p in positions)
             answers = await asyncio.wait_for(connection.request(payload, len(positions)),
                                              REQUEST_TIMEOUT_S)
             for p, answer in zip(positions, answers, strict=True):

@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from quorumkv.server.status import encode_command, parse_info, reply_complete
+
 T = TypeVar("T")
 
 STOP_TIMEOUT_S = 15.0
@@ -58,39 +60,22 @@ def free_port() -> int:
 
 def resp_command(port: int, *words: bytes, timeout_s: float = 2.0) -> bytes:
     """Send one command and return the raw reply bytes (one reply; bulk or simple)."""
-    request = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as connection:
-        connection.sendall(request)
+        connection.sendall(encode_command(*words))
         data = b""
         while True:
             chunk = connection.recv(65536)
             if not chunk:
                 return data
             data += chunk
-            if _complete(data):
+            if reply_complete(data):
                 return data
-
-
-def _complete(data: bytes) -> bool:
-    if not data.endswith(b"\r\n"):
-        return False
-    if data[:1] != b"$":
-        return True
-    header, _, rest = data.partition(b"\r\n")
-    length = int(header[1:])
-    return length < 0 or len(rest) >= length + 2
 
 
 def info_fields(port: int, section: bytes = b"quorumkv") -> dict[str, str]:
     """INFO <section> of the node listening on `port`, as field -> value."""
     reply = resp_command(port, b"INFO", section)
-    text = reply.partition(b"\r\n")[2].decode(errors="replace")
-    fields = {}
-    for line in text.splitlines():
-        name, colon, value = line.partition(":")
-        if colon and not name.startswith("#"):
-            fields[name] = value
-    return fields
+    return parse_info(reply.partition(b"\r\n")[2].decode(errors="replace"))
 
 
 def shard_status(fields: dict[str, str], shard_id: int) -> dict[str, str]:

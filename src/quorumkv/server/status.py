@@ -24,11 +24,10 @@ STATUS_TIMEOUT_S = 2.0
 def _request(host: str, port: int, *words: bytes) -> bytes:
     """One command over a fresh connection; the content of its bulk string reply. Raises
     OSError if the node does not answer, or answers something else."""
-    request = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words)
     with socket.create_connection((host, port), timeout=STATUS_TIMEOUT_S) as connection:
-        connection.sendall(request)
+        connection.sendall(encode_command(*words))
         data = b""
-        while not _complete(data):
+        while not reply_complete(data):
             chunk = connection.recv(65536)
             if not chunk:
                 raise OSError(f"{host}:{port} closed the connection")
@@ -39,22 +38,35 @@ def _request(host: str, port: int, *words: bytes) -> bytes:
     return rest[:int(header[1:])]
 
 
-def _complete(data: bytes) -> bool:
+def encode_command(*words: bytes) -> bytes:
+    """A command as a RESP array of bulk strings."""
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words)
+
+
+def reply_complete(data: bytes) -> bool:
+    """Whether `data` holds one whole reply: a line, or a bulk string (null included)."""
     header, separator, rest = data.partition(b"\r\n")
     if not separator:
         return False
-    return header[:1] != b"$" or len(rest) >= int(header[1:]) + 2
+    if header[:1] != b"$":
+        return True
+    length = int(header[1:])
+    return length < 0 or len(rest) >= length + 2
 
 
-def info_fields(host: str, port: int) -> dict[str, str]:
-    """INFO quorumkv of one node, field -> value. Raises OSError if it does not answer."""
-    text = _request(host, port, b"INFO", b"quorumkv").decode(errors="replace")
+def parse_info(text: str) -> dict[str, str]:
+    """INFO text as field -> value (section headers and blank lines left out)."""
     fields = {}
     for line in text.splitlines():
         name, colon, value = line.partition(":")
         if colon and not name.startswith("#"):
             fields[name] = value
     return fields
+
+
+def info_fields(host: str, port: int) -> dict[str, str]:
+    """INFO quorumkv of one node, field -> value. Raises OSError if it does not answer."""
+    return parse_info(_request(host, port, b"INFO", b"quorumkv").decode(errors="replace"))
 
 
 def _items(value: str) -> dict[str, str]:
