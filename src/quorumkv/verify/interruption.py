@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -45,6 +46,17 @@ def _in_main_thread() -> bool:
 
 
 @contextlib.contextmanager
+def _handling(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for SIGNALS while inside; the previous handlers again after."""
+    previous = {number: signal.signal(number, handler) for number in SIGNALS}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+@contextlib.contextmanager
 def interrupts_raise() -> Iterator[None]:
     """While inside, the signals set `requested` and raise Interrupted in the main thread."""
     requested.clear()
@@ -56,12 +68,8 @@ def interrupts_raise() -> Iterator[None]:
         requested.set()
         raise Interrupted(f"signal {signal.Signals(number).name}")
 
-    previous = {number: signal.signal(number, handler) for number in SIGNALS}
-    try:
+    with _handling(handler):
         yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
 
 
 @contextlib.contextmanager
@@ -75,10 +83,8 @@ def signals_deferred() -> Iterator[None]:
     def note(number: int, frame: object) -> None:
         requested.set()
 
-    previous = {number: signal.signal(number, note) for number in SIGNALS}
     try:
-        yield
+        with _handling(note):
+            yield
     finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
         check()
