@@ -53,6 +53,9 @@ async def test_a_storage_failure_in_a_ready_cycle_stops_the_node(tmp_path: Path)
     await writer.drain()
     code = await asyncio.wait_for(node.wait_stopped(), 30)
     assert code == EXIT_STORAGE
-    reply = await asyncio.wait_for(reader.read(), 10)
+    try:
+        reply = await asyncio.wait_for(reader.read(), 10)
+    except ConnectionResetError:  # the stopping node closed with the command unread: no reply
+        reply = b""
     assert not reply.startswith(b"+OK")
     writer.close()
