@@ -77,18 +77,6 @@ class PySyncObjSystem(System):
     def endpoints(self) -> list[tuple[str, int]]:
         return [(HOST, port) for port in self.client_ports]
 
-    def leader_pid(self) -> int | None:
-        index = self._leader_index()
-        return None if index is None else self.processes[index].pid
-
-    def wait_serving(self, timeout_s: float = 60.0) -> None:
-        """Wait until some node is leader and a SET through it succeeds."""
-        def serving() -> bool:
-            index = self._leader_index()
-            return index is not None and resp_command(
-                self.client_ports[index], b"SET", b"pysyncobj-serving", b"1") == b"+OK\r\n"
-        await_condition(serving, "a pysyncobj leader that accepts a SET", timeout_s)
-
     def version(self) -> str:
         try:
             return subprocess.run(

@@ -351,16 +351,18 @@ class RedisAlone(System):
         return [(HOST, self.port)]
 
     def version(self) -> str:
-        text = command_version(["redis-server", "--version"])
-        return text.split("v=")[1].split()[0] if "v=" in text else text
+        return redis_version()
+
+
+def redis_version() -> str:
+    text = command_version(["redis-server", "--version"])
+    return text.split("v=")[1].split()[0] if "v=" in text else text
 
 
 def cluster_port_pair() -> int:
     """A free port p whose cluster bus port p + 10000 is free too (Redis Cluster needs both)."""
     for _ in range(1000):
-        port = free_port()
-        if port + REDIS_CLUSTER_BUS_OFFSET > 65535:
-            port = port % 30000 + 10000
+        port = free_port()  # below 32,000, so the bus port stays below 65,536
         try:
             for candidate in (port, port + REDIS_CLUSTER_BUS_OFFSET):
                 with socket.socket() as probe:
@@ -418,4 +420,4 @@ class RedisCluster(System):
         return [(HOST, p) for p in self.ports]
 
     def version(self) -> str:
-        return RedisAlone.version(self)  # type: ignore[arg-type]
+        return redis_version()
