@@ -42,6 +42,14 @@ verify: $(STAMP)
 	$(PY) -m pytest -m slow -p no:cacheprovider
 	$(MAKE) verify-matrix
 
+# Semantic mutants (mutants/*.patch, budgets in mutants/manifest.toml): each breaks one rule of
+# Raft or of the host's persist/send/apply order in a scratch copy of src/, and the simulator
+# alone must catch it within its seed budget. Prints the table; fails on a stale patch or a
+# mutant not caught. MUTANTS="002 014" runs only those (name prefixes).
+.PHONY: mutants
+mutants: $(STAMP)
+	$(PY) mutants/run.py $(if $(MUTANTS),--only $(MUTANTS))
+
 # quorumkv verify's full matrix: every fault kind with the register and set workloads, 60 s
 # each, on real processes in network namespaces (root; else --loopback, process faults only).
 # Runs land in verify-runs/matrix-<timestamp>/; the summary table is printed at the end.

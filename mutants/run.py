@@ -1,0 +1,304 @@
+"""Semantic mutants: does the simulator catch each broken rule? (`make mutants`)
+
+Theory of operation. Each `mutants/NNN-name.patch` is a unified diff against `src/` that
+breaks exactly one rule of Raft or of the host's persist/send/apply order; its header (the
+text before the diff, which `git apply` skips) names the rule, the section of the Raft paper
+or thesis it comes from, and how the patch breaks it. `mutants/manifest.toml` gives each
+mutant its seed budget: the simulator must report a violation within that many seeds.
+
+For each mutant this script copies the checkout's `src/` into a scratch directory (the
+working tree is never touched), applies the patch there with `git apply` (a patch that no
+longer applies is a loud failure: mutants are kept up to date with the code), checks that a
+Python pointed at the copy imports the copy, and runs the simulator alone on it
+(`python -m quorumkv.sim --seeds START:START+BUDGET --jobs 1`, never the unit tests), stopping
+at the first failing seed. It prints a table: mutant, rule, seeds to the first catch (or "not
+caught in N"), the check that fired, wall time. Exit status 0 only if every patch applied and
+every mutant was caught within its budget.
+
+    python mutants/run.py                    every mutant, budgets from the manifest
+    python mutants/run.py --only 002 014     mutants whose name starts with these prefixes
+    python mutants/run.py --budget 50        cap every budget (a quick look, not the verdict)
+    python mutants/run.py --check            only: every patch applies to the tree, and the
+                                             patches and the manifest list the same mutants
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MANIFEST = HERE / "manifest.toml"
+FAILED_LINE = re.compile(r"^seed=(\d+) FAILED (.*?)(?: \(replay: .*\))?$")
+HEADER_FIELDS = ("Mutant", "Rule", "Source")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    name: str
+    patch: Path
+    rule: str
+    source: str
+    budget: int
+
+
+@dataclasses.dataclass
+class Outcome:
+    mutant: Mutant
+    seeds_run: int = 0
+    caught_seed: int | None = None  # the failing seed
+    verdict: str = ""  # the check that fired, or why the mutant could not run
+    error: bool = False  # the patch did not apply, or the simulator itself broke
+    seconds: float = 0.0  # wall time
+    cpu_seconds: float = 0.0  # of the processes this mutant ran
+
+    @property
+    def caught(self) -> bool:
+        return self.caught_seed is not None
+
+
+class MutantError(Exception):
+    """The mutant set is inconsistent (patch header, manifest)."""
+
+
+def parse_header(patch: Path) -> dict[str, str]:
+    """The `Field: value` lines before the diff; raises MutantError if a field is missing."""
+    fields: dict[str, str] = {}
+    for line in patch.read_text().splitlines():
+        if line.startswith("diff --git"):
+            break
+        key, _, value = line.partition(":")
+        if key in HEADER_FIELDS:
+            fields[key] = value.strip()
+    missing = [key for key in HEADER_FIELDS if key not in fields]
+    if missing:
+        raise MutantError(f"{patch.name}: header lacks {', '.join(missing)}: start the file "
+                          "with 'Mutant:', 'Rule:' and 'Source:' lines before the diff")
+    if fields["Mutant"] != patch.stem:
+        raise MutantError(f"{patch.name}: header names mutant {fields['Mutant']!r}; the "
+                          "'Mutant:' line must equal the file name without .patch")
+    return fields
+
+
+def load_mutants(manifest: Path = MANIFEST, directory: Path = HERE) -> list[Mutant]:
+    """Every patch with its manifest entry; raises MutantError when they do not match."""
+    entries = tomllib.loads(manifest.read_text()).get("mutant", [])
+    budgets = {entry["name"]: int(entry["budget"]) for entry in entries}
+    patches = {patch.stem: patch for patch in sorted(directory.glob("*.patch"))}
+    unlisted = sorted(set(patches) - set(budgets))
+    orphans = sorted(set(budgets) - set(patches))
+    if unlisted or orphans:
+        raise MutantError(f"{manifest.name} and the patches differ: patches without an entry "
+                          f"{unlisted}, entries without a patch {orphans}; give every "
+                          "mutants/NAME.patch a [[mutant]] entry with name and budget")
+    mutants = []
+    for name, patch in patches.items():
+        header = parse_header(patch)
+        if budgets[name] <= 0:
+            raise MutantError(f"{manifest.name}: {name} has budget {budgets[name]}; a budget "
+                              "is a number of seeds, at least 1")
+        mutants.append(Mutant(name, patch, header["Rule"], header["Source"], budgets[name]))
+    return mutants
+
+
+def git_apply(patch: Path, directory: Path, check_only: bool) -> subprocess.CompletedProcess[str]:
+    """`git apply` of `patch` in `directory` (outside any repository: plain files)."""
+    arguments = ["git", "apply", "--whitespace=nowarn"]
+    if check_only:
+        arguments.append("--check")
+    environment = dict(os.environ, GIT_CEILING_DIRECTORIES=str(directory.parent))
+    return subprocess.run([*arguments, str(patch)], cwd=directory, env=environment,
+                          capture_output=True, text=True, check=False)
+
+
+def check_applies(mutants: list[Mutant]) -> list[str]:
+    """Patches that do not apply to the working tree's src/ (checked in a scratch copy)."""
+    stale = []
+    with tempfile.TemporaryDirectory(prefix="quorumkv-mutants-") as scratch:
+        copy = copy_source(Path(scratch))
+        for mutant in mutants:
+            result = git_apply(mutant.patch, copy, check_only=True)
+            if result.returncode != 0:
+                stale.append(f"{mutant.name}: {result.stderr.strip()}")
+    return stale
+
+
+def copy_source(scratch: Path) -> Path:
+    """A copy of the checkout's src/ under `scratch`; returns the directory holding src/."""
+    copy = scratch / "checkout"
+    shutil.copytree(ROOT / "src", copy / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return copy
+
+
+def run_mutant(mutant: Mutant, start: int, budget: int) -> Outcome:
+    outcome = Outcome(mutant)
+    began = time.monotonic()
+    cpu_began = children_cpu_seconds()
+    with tempfile.TemporaryDirectory(prefix=f"quorumkv-{mutant.name}-") as scratch:
+        copy = copy_source(Path(scratch))
+        applied = git_apply(mutant.patch, copy, check_only=False)
+        if applied.returncode != 0:
+            outcome.error = True
+            outcome.verdict = "PATCH DOES NOT APPLY: " + applied.stderr.strip().replace("\n", "; ")
+        else:
+            environment = dict(os.environ, PYTHONPATH=str(copy / "src"))
+            environment.pop("PYTHONHOME", None)
+            imported = imported_from(copy, environment)
+            if imported is not None:
+                outcome.error = True
+                outcome.verdict = imported
+            else:
+                simulate(outcome, copy, environment, start, budget)
+    outcome.seconds = time.monotonic() - began
+    outcome.cpu_seconds = children_cpu_seconds() - cpu_began
+    return outcome
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def imported_from(copy: Path, environment: dict[str, str]) -> str | None:
+    """None if a Python run as the simulator will be imports quorumkv from the copy."""
+    probe = subprocess.run([sys.executable, "-c", "import quorumkv; print(quorumkv.__file__)"],
+                           cwd=copy, env=environment, capture_output=True, text=True,
+                           check=False)
+    location = probe.stdout.strip()
+    if probe.returncode != 0 or not Path(location).is_relative_to(copy):
+        return (f"the simulator would import quorumkv from {location or probe.stderr.strip()}, "
+                f"not from the mutated copy in {copy}")
+    return None
+
+
+def simulate(outcome: Outcome, copy: Path, environment: dict[str, str], start: int,
+             budget: int) -> None:
+    """Run seeds start.. until the first failing one (then stop the sweep) or the budget."""
+    command = [sys.executable, "-m", "quorumkv.sim", "--seeds", f"{start}:{start + budget}",
+               "--jobs", "1"]
+    process = subprocess.Popen(command, cwd=copy, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    last = ""
+    for line in process.stdout:
+        line = line.rstrip("\n")
+        last = line or last
+        failed = FAILED_LINE.match(line)
+        if failed:
+            outcome.caught_seed = int(failed.group(1))
+            outcome.seeds_run = outcome.caught_seed - start + 1
+            outcome.verdict = verdict_of(failed.group(2))
+            process.terminate()
+            break
+    process.stdout.close()
+    errors = process.stderr.read()
+    process.stderr.close()
+    status = process.wait()
+    if outcome.caught:
+        return
+    if status == 0 and last == f"seeds={budget} failures=0":
+        outcome.seeds_run = budget
+        return
+    outcome.error = True
+    outcome.verdict = (f"the simulator exited with status {status} without a failing seed: "
+                       f"{(errors.strip().splitlines() or [last])[-1]}")
+
+
+def verdict_of(violation: str) -> str:
+    """'check: message' -> the check, with the exception's type for 'exception'."""
+    check, _, message = violation.partition(": ")
+    if check == "exception":
+        return f"exception ({message.split(':', 1)[0]})"
+    return check
+
+
+def seeds_column(outcome: Outcome) -> str:
+    if outcome.error:
+        return "ERROR"
+    if outcome.caught:
+        return f"{outcome.seeds_run} (seed {outcome.caught_seed})"
+    return f"not caught in {outcome.seeds_run}"
+
+
+def table(outcomes: list[Outcome]) -> str:
+    rows = [("mutant", "rule broken", "seeds to first catch", "check that fired", "budget",
+             "wall s", "cpu s")]
+    for outcome in outcomes:
+        mutant = outcome.mutant
+        rule = mutant.rule if len(mutant.rule) <= 50 else mutant.rule[:47] + "..."
+        rows.append((mutant.name, rule, seeds_column(outcome), outcome.verdict or "-",
+                     str(mutant.budget), f"{outcome.seconds:.1f}", f"{outcome.cpu_seconds:.1f}"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python mutants/run.py",
+                                     description="Run each semantic mutant against the simulator.")
+    parser.add_argument("--only", nargs="+", metavar="PREFIX", default=[],
+                        help="run the mutants whose names start with these prefixes")
+    parser.add_argument("--start", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--budget", type=int, default=0,
+                        help="cap every mutant's budget at this many seeds (a quick look; the "
+                             "exit status then judges against the cap)")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that every patch applies and matches the manifest")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    try:
+        mutants = load_mutants()
+    except MutantError as error:
+        print(f"mutants: {error}", file=sys.stderr)
+        return 2
+    if args.only:
+        mutants = [m for m in mutants if any(m.name.startswith(p) for p in args.only)]
+        if not mutants:
+            print(f"mutants: no mutant name starts with {' or '.join(args.only)}",
+                  file=sys.stderr)
+            return 2
+    if args.check:
+        stale = check_applies(mutants)
+        for line in stale:
+            print(f"STALE MUTANT {line}", file=sys.stderr)
+        print(f"mutants={len(mutants)} stale={len(stale)}")
+        return 1 if stale else 0
+    outcomes = []
+    for mutant in mutants:
+        budget = min(mutant.budget, args.budget) if args.budget > 0 else mutant.budget
+        if args.budget > 0:
+            mutant = dataclasses.replace(mutant, budget=budget)
+        outcome = run_mutant(mutant, args.start, budget)
+        print(f"{mutant.name}: {seeds_column(outcome)} {outcome.verdict} "
+              f"({outcome.seconds:.1f} s wall, {outcome.cpu_seconds:.1f} s cpu)", flush=True)
+        outcomes.append(outcome)
+    print()
+    print(table(outcomes))
+    failed = [o.mutant.name for o in outcomes if o.error or not o.caught]
+    caught = sum(1 for o in outcomes if o.caught)
+    print(f"\nmutants={len(outcomes)} caught={caught} not_caught_or_error={len(failed)}")
+    if failed:
+        print("not caught within budget (or could not run): " + " ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
