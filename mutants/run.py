@@ -11,8 +11,9 @@ working tree is never touched), applies the patch there with `git apply` (a patc
 longer applies is a loud failure: mutants are kept up to date with the code), checks that a
 Python pointed at the copy imports the copy, and runs the simulator alone on it
 (`python -m quorumkv.sim --seeds START:START+BUDGET --jobs 1`, never the unit tests), stopping
-at the first failing seed. It prints a table: mutant, rule, seeds to the first catch (or "not
-caught in N"), the check that fired, wall time. Exit status 0 only if every patch applied and
+at the first failing seed, which it replays once to name every check that fired. It prints a
+table: mutant, rule, seeds to the first catch (or "not caught in N"), the checks that fired
+(the sweep's first one first), wall and CPU time. Exit status 0 only if every patch applied and
 every mutant was caught within its budget.
 
     python mutants/run.py                    every mutant, budgets from the manifest
@@ -207,6 +208,7 @@ def simulate(outcome: Outcome, copy: Path, environment: dict[str, str], start: i
     process.stderr.close()
     status = process.wait()
     if outcome.caught:
+        outcome.verdict = all_checks(copy, environment, outcome.caught_seed, outcome.verdict)
         return
     if status == 0 and last == f"seeds={budget} failures=0":
         outcome.seeds_run = budget
@@ -214,6 +216,20 @@ def simulate(outcome: Outcome, copy: Path, environment: dict[str, str], start: i
     outcome.error = True
     outcome.verdict = (f"the simulator exited with status {status} without a failing seed: "
                        f"{(errors.strip().splitlines() or [last])[-1]}")
+
+
+def all_checks(copy: Path, environment: dict[str, str], seed: int | None, first: str) -> str:
+    """Replay the failing seed to name every check that fired, the sweep's first one first."""
+    replay = subprocess.run([sys.executable, "-m", "quorumkv.sim", "--seed", str(seed)],
+                            cwd=copy, env=environment, capture_output=True, text=True,
+                            check=False)
+    checks = [first]
+    for line in replay.stdout.splitlines():
+        if line.startswith("violation "):
+            check = verdict_of(line.removeprefix("violation "))
+            if check not in checks:
+                checks.append(check)
+    return ", ".join(checks)
 
 
 def verdict_of(violation: str) -> str:
