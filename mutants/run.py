@@ -19,6 +19,7 @@ every mutant was caught within its budget.
     python mutants/run.py                    every mutant, budgets from the manifest
     python mutants/run.py --only 002 014     mutants whose name starts with these prefixes
     python mutants/run.py --budget 50        cap every budget (a quick look, not the verdict)
+    python mutants/run.py --parallel 2       two mutants at a time (each simulator --jobs 1)
     python mutants/run.py --check            only: every patch applies to the tree, and the
                                              patches and the manifest list the same mutants
 """
@@ -26,10 +27,10 @@ every mutant was caught within its budget.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -113,25 +114,58 @@ def load_mutants(manifest: Path = MANIFEST, directory: Path = HERE) -> list[Muta
     return mutants
 
 
-def git_apply(patch: Path, directory: Path, check_only: bool) -> subprocess.CompletedProcess[str]:
-    """`git apply` of `patch` in `directory` (outside any repository: plain files)."""
+class Processes:
+    """Runs the child processes of one mutant and adds up their CPU time (each child reaped
+    with os.wait4, so mutants running side by side are not charged for each other)."""
+
+    def __init__(self, cwd: Path, environment: dict[str, str]) -> None:
+        self.cwd = cwd
+        self.environment = environment
+        self.cpu_seconds = 0.0
+
+    def start(self, command: list[str],
+              environment: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """A child whose stdout and stderr come merged through one pipe."""
+        return subprocess.Popen(command, cwd=self.cwd, env=environment or self.environment,
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def finish(self, process: subprocess.Popen[str]) -> int:
+        """Reap `process` (after its output was read); returns its exit status."""
+        if process.stdout is not None:
+            process.stdout.close()
+        _, status, usage = os.wait4(process.pid, 0)
+        self.cpu_seconds += usage.ru_utime + usage.ru_stime
+        process.returncode = os.waitstatus_to_exitcode(status)
+        return process.returncode
+
+    def run(self, command: list[str],
+            environment: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run to the end; (exit status, output)."""
+        process = self.start(command, environment)
+        assert process.stdout is not None
+        output = process.stdout.read()
+        return self.finish(process), output
+
+
+def git_apply(patch: Path, processes: Processes, check_only: bool) -> tuple[int, str]:
+    """`git apply` of `patch` in the copy `processes` runs in (outside any repository, so
+    on plain files)."""
     arguments = ["git", "apply", "--whitespace=nowarn"]
     if check_only:
         arguments.append("--check")
-    environment = dict(os.environ, GIT_CEILING_DIRECTORIES=str(directory.parent))
-    return subprocess.run([*arguments, str(patch)], cwd=directory, env=environment,
-                          capture_output=True, text=True, check=False)
+    environment = dict(os.environ, GIT_CEILING_DIRECTORIES=str(processes.cwd.parent))
+    return processes.run([*arguments, str(patch)], environment)
 
 
 def check_applies(mutants: list[Mutant]) -> list[str]:
     """Patches that do not apply to the working tree's src/ (checked in a scratch copy)."""
     stale = []
     with tempfile.TemporaryDirectory(prefix="quorumkv-mutants-") as scratch:
-        copy = copy_source(Path(scratch))
+        processes = Processes(copy_source(Path(scratch)), dict(os.environ))
         for mutant in mutants:
-            result = git_apply(mutant.patch, copy, check_only=True)
-            if result.returncode != 0:
-                stale.append(f"{mutant.name}: {result.stderr.strip()}")
+            status, output = git_apply(mutant.patch, processes, check_only=True)
+            if status != 0:
+                stale.append(f"{mutant.name}: {output.strip()}")
     return stale
 
 
@@ -146,52 +180,44 @@ def copy_source(scratch: Path) -> Path:
 def run_mutant(mutant: Mutant, start: int, budget: int) -> Outcome:
     outcome = Outcome(mutant)
     began = time.monotonic()
-    cpu_began = children_cpu_seconds()
     with tempfile.TemporaryDirectory(prefix=f"quorumkv-{mutant.name}-") as scratch:
         copy = copy_source(Path(scratch))
-        applied = git_apply(mutant.patch, copy, check_only=False)
-        if applied.returncode != 0:
+        # The simulator imports quorumkv from the copy: PYTHONPATH precedes the editable
+        # install of the checkout (checked by imported_from).
+        environment = dict(os.environ, PYTHONPATH=str(copy / "src"))
+        environment.pop("PYTHONHOME", None)
+        processes = Processes(copy, environment)
+        status, output = git_apply(mutant.patch, processes, check_only=False)
+        if status != 0:
             outcome.error = True
-            outcome.verdict = "PATCH DOES NOT APPLY: " + applied.stderr.strip().replace("\n", "; ")
+            outcome.verdict = "PATCH DOES NOT APPLY: " + output.strip().replace("\n", "; ")
         else:
-            environment = dict(os.environ, PYTHONPATH=str(copy / "src"))
-            environment.pop("PYTHONHOME", None)
-            imported = imported_from(copy, environment)
+            imported = imported_from(copy, processes)
             if imported is not None:
                 outcome.error = True
                 outcome.verdict = imported
             else:
-                simulate(outcome, copy, environment, start, budget)
+                simulate(outcome, processes, start, budget)
+        outcome.cpu_seconds = processes.cpu_seconds
     outcome.seconds = time.monotonic() - began
-    outcome.cpu_seconds = children_cpu_seconds() - cpu_began
     return outcome
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def imported_from(copy: Path, environment: dict[str, str]) -> str | None:
+def imported_from(copy: Path, processes: Processes) -> str | None:
     """None if a Python run as the simulator will be imports quorumkv from the copy."""
-    probe = subprocess.run([sys.executable, "-c", "import quorumkv; print(quorumkv.__file__)"],
-                           cwd=copy, env=environment, capture_output=True, text=True,
-                           check=False)
-    location = probe.stdout.strip()
-    if probe.returncode != 0 or not Path(location).is_relative_to(copy):
-        return (f"the simulator would import quorumkv from {location or probe.stderr.strip()}, "
-                f"not from the mutated copy in {copy}")
+    status, output = processes.run(
+        [sys.executable, "-c", "import quorumkv; print(quorumkv.__file__)"])
+    location = output.strip()
+    if status != 0 or not Path(location).is_relative_to(copy):
+        return f"the simulator would import quorumkv from {location}, not from the copy {copy}"
     return None
 
 
-def simulate(outcome: Outcome, copy: Path, environment: dict[str, str], start: int,
-             budget: int) -> None:
+def simulate(outcome: Outcome, processes: Processes, start: int, budget: int) -> None:
     """Run seeds start.. until the first failing one (then stop the sweep) or the budget."""
-    command = [sys.executable, "-m", "quorumkv.sim", "--seeds", f"{start}:{start + budget}",
-               "--jobs", "1"]
-    process = subprocess.Popen(command, cwd=copy, env=environment, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None and process.stderr is not None
+    process = processes.start([sys.executable, "-m", "quorumkv.sim", "--seeds",
+                               f"{start}:{start + budget}", "--jobs", "1"])
+    assert process.stdout is not None
     last = ""
     for line in process.stdout:
         line = line.rstrip("\n")
@@ -203,28 +229,22 @@ def simulate(outcome: Outcome, copy: Path, environment: dict[str, str], start: i
             outcome.verdict = verdict_of(failed.group(2))
             process.terminate()
             break
-    process.stdout.close()
-    errors = process.stderr.read()
-    process.stderr.close()
-    status = process.wait()
-    if outcome.caught:
-        outcome.verdict = all_checks(copy, environment, outcome.caught_seed, outcome.verdict)
+    status = processes.finish(process)
+    if outcome.caught_seed is not None:
+        outcome.verdict = all_checks(processes, outcome.caught_seed, outcome.verdict)
         return
     if status == 0 and last == f"seeds={budget} failures=0":
         outcome.seeds_run = budget
         return
     outcome.error = True
-    outcome.verdict = (f"the simulator exited with status {status} without a failing seed: "
-                       f"{(errors.strip().splitlines() or [last])[-1]}")
+    outcome.verdict = f"the simulator exited with status {status} without a failing seed: {last}"
 
 
-def all_checks(copy: Path, environment: dict[str, str], seed: int | None, first: str) -> str:
+def all_checks(processes: Processes, seed: int, first: str) -> str:
     """Replay the failing seed to name every check that fired, the sweep's first one first."""
-    replay = subprocess.run([sys.executable, "-m", "quorumkv.sim", "--seed", str(seed)],
-                            cwd=copy, env=environment, capture_output=True, text=True,
-                            check=False)
+    _, output = processes.run([sys.executable, "-m", "quorumkv.sim", "--seed", str(seed)])
     checks = [first]
-    for line in replay.stdout.splitlines():
+    for line in output.splitlines():
         if line.startswith("violation "):
             check = verdict_of(line.removeprefix("violation "))
             if check not in checks:
@@ -263,6 +283,18 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def run_all(mutants: list[Mutant], start: int, parallel: int) -> list[Outcome]:
+    """Every mutant, `parallel` at a time; a line each as it ends; outcomes in mutant order."""
+    def run_and_report(mutant: Mutant) -> Outcome:
+        outcome = run_mutant(mutant, start, mutant.budget)
+        print(f"{mutant.name}: {seeds_column(outcome)} {outcome.verdict} "
+              f"({outcome.seconds:.1f} s wall, {outcome.cpu_seconds:.1f} s cpu)", flush=True)
+        return outcome
+
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(run_and_report, mutants))
+
+
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python mutants/run.py",
                                      description="Run each semantic mutant against the simulator.")
@@ -272,6 +304,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=0,
                         help="cap every mutant's budget at this many seeds (a quick look; the "
                              "exit status then judges against the cap)")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="mutants run at the same time (default 1)")
     parser.add_argument("--check", action="store_true",
                         help="only check that every patch applies and matches the manifest")
     return parser.parse_args(argv)
@@ -296,15 +330,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"STALE MUTANT {line}", file=sys.stderr)
         print(f"mutants={len(mutants)} stale={len(stale)}")
         return 1 if stale else 0
-    outcomes = []
-    for mutant in mutants:
-        budget = min(mutant.budget, args.budget) if args.budget > 0 else mutant.budget
-        if args.budget > 0:
-            mutant = dataclasses.replace(mutant, budget=budget)
-        outcome = run_mutant(mutant, args.start, budget)
-        print(f"{mutant.name}: {seeds_column(outcome)} {outcome.verdict} "
-              f"({outcome.seconds:.1f} s wall, {outcome.cpu_seconds:.1f} s cpu)", flush=True)
-        outcomes.append(outcome)
+    if args.budget > 0:
+        mutants = [dataclasses.replace(m, budget=min(m.budget, args.budget)) for m in mutants]
+    outcomes = run_all(mutants, args.start, max(1, args.parallel))
     print()
     print(table(outcomes))
     failed = [o.mutant.name for o in outcomes if o.error or not o.caught]
