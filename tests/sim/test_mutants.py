@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "mutants" / "run.py"
 
 
+STALE_PATCH = (
+    "Mutant: 999-stale\nRule: none\nSource: none\n\n"
+    "diff --git a/src/quorumkv/raft/log.py b/src/quorumkv/raft/log.py\n"
+    "--- a/src/quorumkv/raft/log.py\n+++ b/src/quorumkv/raft/log.py\n"
+    "@@ -1,3 +1,3 @@\n-this line is not in log.py\n+nor is this one\n context\n context\n")
+
+
 def load_runner() -> ModuleType:
     spec = importlib.util.spec_from_file_location("mutants_run", RUNNER)
     assert spec is not None and spec.loader is not None
@@ -48,13 +55,21 @@ def test_a_patch_that_no_longer_applies_is_reported(tmp_path: Path) -> None:
     """A mutant whose context lines are gone from src/ is reported stale, by name."""
     runner = load_runner()
     patch = tmp_path / "999-stale.patch"
-    patch.write_text(
-        "Mutant: 999-stale\nRule: none\nSource: none\n\n"
-        "diff --git a/src/quorumkv/raft/log.py b/src/quorumkv/raft/log.py\n"
-        "--- a/src/quorumkv/raft/log.py\n+++ b/src/quorumkv/raft/log.py\n"
-        "@@ -1,3 +1,3 @@\n-this line is not in log.py\n+nor is this one\n context\n context\n")
+    patch.write_text(STALE_PATCH)
     stale = runner.check_applies([runner.Mutant("999-stale", patch, "none", "none", 1)])
     assert len(stale) == 1 and stale[0].startswith("999-stale: ")
+
+
+def test_a_stale_patch_fails_its_run_loudly(tmp_path: Path) -> None:
+    """In a full run a patch that does not apply is an error row naming git's reason, never
+    "not caught", and no simulator runs for it."""
+    runner = load_runner()
+    patch = tmp_path / "999-stale.patch"
+    patch.write_text(STALE_PATCH)
+    outcome = runner.run_mutant(runner.Mutant("999-stale", patch, "none", "none", 5), 0, 5)
+    assert outcome.error and not outcome.caught and outcome.seeds_run == 0
+    assert outcome.verdict.startswith("PATCH DOES NOT APPLY: ")
+    assert runner.seeds_column(outcome) == "ERROR"
 
 
 def test_patches_and_manifest_must_list_the_same_mutants(tmp_path: Path) -> None:
