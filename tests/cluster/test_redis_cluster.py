@@ -27,8 +27,8 @@ from quorumkv.cluster.redis_cluster import (
     cluster_command,
     node_name,
 )
-from quorumkv.cluster.slots import SLOT_COUNT, key_slot
 from quorumkv.cluster.slot_ranges import slot_total
+from quorumkv.cluster.slots import SLOT_COUNT, key_slot
 from quorumkv.cluster.view import ClusterView, SlotHealth
 from quorumkv.codec.resp import encode_reply
 from quorumkv.kv.reply import (
