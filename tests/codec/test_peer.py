@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from quorumkv.codec.peer import (
     WIRE_FORMAT_VERSION,
+    ClusterMetadataPush,
     Handshake,
     PeerFormatError,
     SnapshotChunk,
@@ -53,6 +54,16 @@ def test_handshake_round_trips() -> None:
     """A handshake keeps the cluster id, node id and wire version."""
     handshake = Handshake("cluster-a", 4)
     assert decode_peer_message(encode_peer_message(handshake)) == handshake
+
+
+def test_cluster_metadata_push_round_trips_and_refuses_text() -> None:
+    """A metadata push carries its bytes unchanged; a push whose payload is not bytes is a
+    malformed record."""
+    push = ClusterMetadataPush(b"\x01\x02encoded")
+    assert decode_peer_message(encode_peer_message(push)) == push
+    frame = msgpack.packb([WIRE_FORMAT_VERSION, 7, ["text"]])
+    with pytest.raises(PeerFormatError, match="must be bytes"):
+        decode_peer_message(frame)
 
 
 def test_other_wire_version_is_refused_with_a_reason() -> None:

@@ -5,7 +5,9 @@ records of a snapshot transfer, `SnapshotChunk` and `SnapshotChunkAck`, which th
 beside the Raft messages so that the core never holds snapshot data. A connection starts with a
 `Handshake` naming the cluster and the node; a node of another cluster is refused with a
 `HandshakeRefused` saying why. The server also proxies client commands to a shard's leader
-with `ForwardRequest` and relays the leader's `ForwardResponse` (server/forwarding.py).
+with `ForwardRequest` and relays the leader's `ForwardResponse` (server/forwarding.py), and
+hands the cluster metadata it knows to a peer that connects (`ClusterMetadataPush`), so a node
+hosting no replica of the metadata shard learns it within one round trip.
 
 Every frame body is a msgpack array whose first element is `WIRE_FORMAT_VERSION` and second the
 record kind. `decode_peer_message` raises `PeerFormatError` (with what was wrong) on anything
@@ -39,6 +41,7 @@ class RecordKind(enum.IntEnum):
     HANDSHAKE_REFUSED = 4
     FORWARD_REQUEST = 5
     FORWARD_RESPONSE = 6
+    CLUSTER_METADATA_PUSH = 7
 
 
 @dataclass(slots=True, frozen=True)
@@ -122,8 +125,17 @@ class ForwardResponse:
     leader_id: int = 0
 
 
+@dataclass(slots=True, frozen=True)
+class ClusterMetadataPush:
+    """The cluster metadata the sender knows, as `cluster.metadata.encode_metadata` wrote it
+    (checksummed, versioned; the receiver keeps it only if its epoch is newer)."""
+
+    metadata: bytes
+
+
 ForwardRecord = ForwardRequest | ForwardResponse
-PeerRecord = PeerMessage | Handshake | HandshakeRefused | ForwardRequest | ForwardResponse
+PeerRecord = (PeerMessage | Handshake | HandshakeRefused | ForwardRequest | ForwardResponse
+              | ClusterMetadataPush)
 
 
 def target_of(message: PeerMessage) -> int:
@@ -205,9 +217,11 @@ def encode_peer_message(record: PeerRecord) -> bytes:
 
 
 def _encode_server_record(record: HandshakeRefused | ForwardRequest | ForwardResponse
-                          ) -> list[Any]:
+                          | ClusterMetadataPush) -> list[Any]:
     if isinstance(record, HandshakeRefused):
         return [RecordKind.HANDSHAKE_REFUSED, [record.reason]]
+    if isinstance(record, ClusterMetadataPush):
+        return [RecordKind.CLUSTER_METADATA_PUSH, [record.metadata]]
     if isinstance(record, ForwardRequest):
         return [RecordKind.FORWARD_REQUEST,
                 [record.source, record.request_id, record.shard_id, record.name,
@@ -263,5 +277,10 @@ def _decode_server_record(kind: RecordKind, fields: list[Any]) -> PeerRecord:
         if not isinstance(name, bytes) or not all(isinstance(a, bytes) for a in args):
             raise PeerFormatError("forwarded command name and arguments must be bytes")
         return ForwardRequest(int(source), int(request_id), int(shard_id), name, tuple(args))
+    if kind is RecordKind.CLUSTER_METADATA_PUSH:
+        (metadata,) = fields
+        if not isinstance(metadata, bytes):
+            raise PeerFormatError("pushed cluster metadata must be bytes")
+        return ClusterMetadataPush(metadata)
     request_id, outcome, reply, leader_id = fields
     return ForwardResponse(int(request_id), ForwardOutcome(outcome), reply, int(leader_id))

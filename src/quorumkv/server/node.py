@@ -39,6 +39,7 @@ from typing import Any, cast
 
 from quorumkv import errors, limits
 from quorumkv.codec.peer import (
+    ClusterMetadataPush,
     ForwardRequest,
     ForwardResponse,
     Handshake,
@@ -129,7 +130,8 @@ class ServerNode:
         self.transport = PeerTransport(
             node_id, membership.cluster_id,
             {n: e.peer_address for n, e in membership.peers.items()},
-            self._on_peer_record, on_peer_down=self._on_peer_down)
+            self._on_peer_record, on_peer_down=self._on_peer_down,
+            greeting=lambda peer: self.cluster.greeting(peer))
         buffered = BufferedTransport(self.transport)
         self.host = Host(node_id, store, buffered, random.Random(),
                          clock_ms=lambda: int(time.time() * 1000),
@@ -145,6 +147,7 @@ class ServerNode:
             is_connected=self.transport.is_connected)
         self.cluster.start(store, membership, config)  # bootstraps on the first start
         self.host.start()
+        self.cluster.recall()  # the slot map is known before clients can ask
         self.gate = HostGate(self.host, buffered, threaded=config.ready_thread,
                              on_cycles_done=self._after_cycles,
                              after_each_cycle=self._flush_outputs, on_failure=self._fail)
@@ -263,6 +266,8 @@ class ServerNode:
             self.dispatcher.serve_forward(record)
         elif isinstance(record, ForwardResponse):
             self.dispatcher.on_forward_response(record)
+        elif isinstance(record, ClusterMetadataPush):
+            self.cluster.offer(record.metadata, f"node {source}")
         elif isinstance(record, (Handshake, HandshakeRefused)):
             return
         else:

@@ -20,7 +20,15 @@ Snapshot chunks travel on a second outbound connection per peer, dialed when the
 sent, so heartbeats and appends are never stuck behind megabytes of shard image.
 
 A lost or refused connection is redialed after an exponential backoff, from
-`peer_reconnect_backoff_ms_min` to `peer_reconnect_backoff_ms_max`.
+`peer_reconnect_backoff_ms_min` to `peer_reconnect_backoff_ms_max`; but a peer whose own dial
+has just been accepted here is evidently up, so the connection to it is redialed at once
+instead of waiting out the backoff (a restarted node's first forwarded command is answered
+over that connection). Answers to forwarded commands are queued while it is being
+(re)established, as Raft messages are, rather than dropped.
+
+The accepting side of a connection follows its handshake with the records `greeting` gives
+for the peer (the cluster metadata this node knows, `ClusterMetadataPush`): the dialing node
+has them one round trip after it connects, on a restart without waiting for anything else.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from typing import Any, cast
 from quorumkv import limits
 from quorumkv.codec.peer import (
     WIRE_FORMAT_VERSION,
+    ForwardResponse,
     Handshake,
     HandshakeRefused,
     PeerFormatError,
@@ -276,6 +285,9 @@ class _PeerProtocol(asyncio.Protocol):
         if self.outbound is None:
             self.peer_node = hello.node_id
             self._send_now(Handshake(self.owner.cluster_id, self.owner.node_id))
+            for record in self.owner.greeting(hello.node_id):
+                self._send_now(record)
+            self.owner.peer_dialed_in(hello.node_id)
         else:
             self.outbound.handshaken(self)
 
@@ -296,13 +308,15 @@ class PeerTransport:
     def __init__(self, node_id: int, cluster_id: str, peers: dict[int, Address],
                  on_record: RecordHandler,
                  on_peer_up: Callable[[int], None] = lambda node: None,
-                 on_peer_down: Callable[[int], None] = lambda node: None) -> None:
+                 on_peer_down: Callable[[int], None] = lambda node: None,
+                 greeting: Callable[[int], list[PeerRecord]] = lambda node: []) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
         self.peers = {n: a for n, a in peers.items() if n != node_id}
         self.on_record = on_record
         self.on_peer_up = on_peer_up
         self.on_peer_down = on_peer_down
+        self.greeting = greeting  # records sent after the handshake on an accepted connection
         self.connections: set[_PeerProtocol] = set()
         self._raft = {n: _Outbound(self, n, "raft") for n in self.peers}
         self._snapshot = {n: _Outbound(self, n, "snapshot") for n in self.peers}
@@ -337,9 +351,13 @@ class PeerTransport:
     def send_record(self, target_node: int, record: PeerRecord) -> bool:
         """Queue one record on a live connection; False if it was not queued (unknown peer,
         connection not established, queue full). A record queued is written unless the
-        connection fails first, in which case `on_peer_down` reports it."""
+        connection fails first, in which case `on_peer_down` reports it. A ForwardResponse
+        is also queued while the connection is being (re)established: the requester waits
+        for it anyway (if the connection never comes up, its request times out as before)."""
         outbound = self._raft.get(target_node)
-        if outbound is None or outbound.state is not _State.READY:
+        if outbound is None:
+            return False
+        if outbound.state is not _State.READY and not isinstance(record, ForwardResponse):
             return False
         if not outbound.enqueue(encode_peer_message(record)):
             return False
@@ -349,6 +367,16 @@ class PeerTransport:
     def is_connected(self, node_id: int) -> bool:
         outbound = self._raft.get(node_id)
         return outbound is not None and outbound.state is _State.READY
+
+    def peer_dialed_in(self, node_id: int) -> None:
+        """`node_id`'s dial was accepted: it is up, so a connection to it waiting out its
+        backoff is redialed now."""
+        outbound = self._raft.get(node_id)
+        if outbound is not None and outbound.state is _State.BACKOFF:
+            if outbound.handle is not None:
+                outbound.handle.cancel()
+            outbound.backoff_ms = limits.peer_reconnect_backoff_ms_min
+            outbound.dial()
 
     def mark_dirty(self, outbound: _Outbound) -> None:
         self._dirty.add(outbound)
