@@ -134,6 +134,18 @@ peer_reconnect_backoff_ms_max = 1_000
 peer_handshake_timeout_ms = 5_000
 """A peer connection that has not completed its handshake in this time is closed."""
 
+ready_cycle_stall_ms = 1_000
+"""A Ready cycle running longer than this is a disk stall (its synced write has not returned):
+logged when noticed and when it ends (server/host_gate.py)."""
+
+peer_reachability_log_lines_max = 4
+"""Log lines about one peer becoming unreachable or reachable within
+`peer_reachability_log_interval_ms`; further changes are summed up in the next line
+(server/reachability_log.py)."""
+
+peer_reachability_log_interval_ms = 10_000
+"""The window of `peer_reachability_log_lines_max`."""
+
 shutdown_transfer_timeout_ms = 2_000
 """On graceful shutdown, how long a leader waits for leadership to move to another node."""
 

@@ -233,6 +233,7 @@ class ServerNode:
             if missed > 0:
                 self.gate.missed_ticks(missed)
             self.ticks += 1
+            self.gate.check_stall()
             self.gate.tick()
             self.dispatcher.tick()
             self.cluster.tick()

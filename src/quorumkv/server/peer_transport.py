@@ -26,6 +26,11 @@ instead of waiting out the backoff (a restarted node's first forwarded command i
 over that connection). Answers to forwarded commands are queued while it is being
 (re)established, as Raft messages are, rather than dropped.
 
+Whether each peer is reachable (its Raft connection is up) is told to the operator by
+`ReachabilityLog`: one line per change, at most `peer_reachability_log_lines_max` per peer per
+`peer_reachability_log_interval_ms`; refusals (another cluster, wrong node, bad frames) are
+always warned about, with their reason.
+
 The accepting side of a connection follows its handshake with the records `greeting` gives
 for the peer (the cluster metadata this node knows, `ClusterMetadataPush`): the dialing node
 has them one round trip after it connects, on a restart without waiting for anything else.
@@ -54,6 +59,7 @@ from quorumkv.codec.peer import (
     encode_peer_message,
 )
 from quorumkv.server.config import Address
+from quorumkv.server.reachability_log import ReachabilityLog
 
 log = logging.getLogger("quorumkv.peer")
 
@@ -117,7 +123,6 @@ class _Outbound:
         self.dropped = 0
         self.handle: asyncio.TimerHandle | None = None
         self.last_error = ""
-        self.ever_connected = False
 
     def enqueue(self, body: bytes) -> bool:
         if self.state is _State.CLOSED or len(self.queue) >= limits.peer_send_queue_frames_max:
@@ -148,9 +153,11 @@ class _Outbound:
         if self.state is _State.CLOSED:
             protocol.close()
             return
-        log.info("node %d: %s connection to node %d %s", self.owner.node_id, self.channel,
-                 self.node_id, "restored" if self.ever_connected else "established")
-        self.ever_connected = True
+        if self.channel == "raft":
+            self.owner.reachability(self.node_id, True, "")
+        else:
+            log.debug("node %d: %s connection to node %d established", self.owner.node_id,
+                      self.channel, self.node_id)
         self.state = _State.READY
         self.protocol = protocol
         self.backoff_ms = limits.peer_reconnect_backoff_ms_min
@@ -169,12 +176,15 @@ class _Outbound:
         self.queue.clear()
         if self.state is _State.CLOSED:
             return
-        if reason != self.last_error:
-            # Before the first handshake a peer that is not up yet is normal (cluster start).
-            level = logging.WARNING if self.ever_connected or misconfigured else logging.INFO
-            log.log(level, "node %d: %s connection to node %d: %s", self.owner.node_id,
-                    self.channel, self.node_id, reason)
-            self.last_error = reason
+        if misconfigured and reason != self.last_error:
+            log.warning("node %d: %s connection to node %d: %s", self.owner.node_id,
+                        self.channel, self.node_id, reason)
+        elif self.channel == "raft":
+            self.owner.reachability(self.node_id, False, reason)
+        else:
+            log.debug("node %d: %s connection to node %d: %s", self.owner.node_id,
+                      self.channel, self.node_id, reason)
+        self.last_error = reason
         self.state = _State.BACKOFF
         delay = self.backoff_ms
         self.backoff_ms = min(self.backoff_ms * 2, limits.peer_reconnect_backoff_ms_max)
@@ -317,6 +327,8 @@ class PeerTransport:
         self.on_peer_up = on_peer_up
         self.on_peer_down = on_peer_down
         self.greeting = greeting  # records sent after the handshake on an accepted connection
+        self.reachability_log = ReachabilityLog(node_id)
+        self._settle_handles: dict[int, asyncio.TimerHandle] = {}
         self.connections: set[_PeerProtocol] = set()
         self._raft = {n: _Outbound(self, n, "raft") for n in self.peers}
         self._snapshot = {n: _Outbound(self, n, "snapshot") for n in self.peers}
@@ -367,6 +379,17 @@ class PeerTransport:
     def is_connected(self, node_id: int) -> bool:
         outbound = self._raft.get(node_id)
         return outbound is not None and outbound.state is _State.READY
+
+    def reachability(self, node_id: int, reachable: bool, reason: str) -> None:
+        """The Raft connection to `node_id` is up, or failed (`reason`): tell the operator,
+        at most once per peer per interval (reachability_log.py)."""
+        loop = asyncio.get_running_loop()
+        settle_at = self.reachability_log.changed(node_id, reachable, loop.time() * 1000,
+                                                  reason)
+        if settle_at is not None:
+            self._settle_handles[node_id] = loop.call_at(
+                settle_at / 1000, lambda: self.reachability_log.settle(
+                    node_id, loop.time() * 1000))
 
     def peer_dialed_in(self, node_id: int) -> None:
         """`node_id`'s dial was accepted: it is up, so a connection to it waiting out its
@@ -426,5 +449,7 @@ class PeerTransport:
             connection.close()
         for task in list(self._tasks):
             task.cancel()
+        for handle in self._settle_handles.values():
+            handle.cancel()
         if self._server is not None:
             await self._server.wait_closed()
