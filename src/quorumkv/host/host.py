@@ -24,7 +24,7 @@ Replica ids are node ids for now; shards, epochs and placement come from the met
 Operators follow leadership in the log: the soft state of each Ready (role, leader) is
 compared with the replica's previous one, and each change is one INFO line naming node,
 shard and term (`_log_role`): an election won, a leader stepping down, a new leader
-learned, a leader lost. The Raft core itself stays free of logging.
+learned, a leader lost to an election timeout. The Raft core itself stays free of logging.
 """
 
 from __future__ import annotations
@@ -454,20 +454,24 @@ class Host:
                                      self._log_terms(replica))
 
     def _log_role(self, replica: Replica, was_leader: bool, previous_leader: int) -> None:
-        """One line per leadership event of a replica (the soft state changed)."""
+        """One line per leadership event of a replica (its soft state changed): an election
+        won, a leader stepping down, a new leader learned, a leader lost to an election
+        timeout. A follower that only hears of a new term (leader unknown until the election
+        ends) logs nothing until it learns the new leader."""
         prefix = f"node {self.node_id}: shard {replica.shard_id} term {replica.term}:"
-        leader, role = replica.leader_id, replica.role.name.lower()
-        if replica.role == Role.LEADER and not was_leader:
-            was = f"node {previous_leader}" if previous_leader else "none known"
-            log.info("%s elected leader (previous leader: %s)", prefix, was)
-        elif was_leader and replica.role != Role.LEADER:
+        leader, role = replica.leader_id, replica.role
+        known, replica.known_leader = replica.known_leader, leader or replica.known_leader
+        previous = f"node {known}" if known else "none known"
+        if role == Role.LEADER and not was_leader:
+            log.info("%s elected leader (previous leader: %s)", prefix, previous)
+        elif was_leader and role != Role.LEADER:
             now = f"leader is node {leader}" if leader else "no leader known"
-            log.info("%s stepped down as leader, now %s (%s)", prefix, role, now)
-        elif leader != previous_leader and leader:
-            was = f"node {previous_leader}" if previous_leader else "none known"
-            log.info("%s leader is node %d (previous leader: %s)", prefix, leader, was)
-        elif leader != previous_leader:
-            log.info("%s lost its leader node %d, now %s", prefix, previous_leader, role)
+            log.info("%s stepped down as leader, now %s (%s)", prefix, role.name.lower(), now)
+        elif leader and leader != previous_leader:
+            log.info("%s leader is node %d (previous leader: %s)", prefix, leader, previous)
+        elif previous_leader and not leader and role == Role.PRE_CANDIDATE:
+            log.info("%s lost its leader node %d (election timeout), campaigning", prefix,
+                     previous_leader)
 
     def _log_terms(self, replica: Replica) -> list[tuple[int, int]]:
         """(index, term) of every entry in the replica's durable log, from its snapshot point
