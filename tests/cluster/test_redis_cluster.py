@@ -239,6 +239,14 @@ def test_cluster_info_judges_shards_hosted_elsewhere_by_their_voters() -> None:
     assert leader_reachable.slot_health(shard) is SlotHealth.OK
 
 
+def test_cluster_info_of_a_node_that_does_not_know_the_metadata_fails() -> None:
+    """Before a node knows the metadata it knows no slot: cluster_state:fail, every count 0
+    (Redis answers CLUSTER INFO in every state)."""
+    info = parse_cluster_info(wire(redis_cluster.cluster_info(None), 2))
+    assert info["cluster_state"] == "fail"
+    assert all(info[f"cluster_slots_{k}"] == "0" for k in ("assigned", "ok", "pfail", "fail"))
+
+
 def test_cluster_command_dispatch() -> None:
     """MYID, KEYSLOT, HELP, errors as Redis words them, and slot reads for COUNTKEYSINSLOT /
     GETKEYSINSLOT."""

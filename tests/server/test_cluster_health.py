@@ -61,6 +61,18 @@ def test_cluster_info_fails_without_a_quorum_and_recovers(tmp_path: Path) -> Non
         local.close()
 
 
+def test_a_node_that_cannot_know_the_metadata_answers_cluster_info_fail(tmp_path: Path) -> None:
+    """One node of three started alone cannot bootstrap the metadata (no quorum): CLUSTER INFO
+    answers cluster_state:fail with no slot assigned, not an error."""
+    local = LocalCluster(tmp_path / "cluster", nodes=3)
+    try:
+        local.start_node(1)
+        info = cluster_info(local, 1)
+        assert info["cluster_state"] == "fail" and info["cluster_slots_assigned"] == "0"
+    finally:
+        local.close()
+
+
 def hosts_metadata_replica(local: LocalCluster, node_id: int) -> bool:
     shards = info_fields(local.client_ports[node_id])["shards"].split(",")
     return str(METADATA_SHARD_ID) in shards
