@@ -8,7 +8,6 @@ import logging
 import pytest
 
 from quorumkv.host.host import HostConfig
-from quorumkv.raft.confchange import ConfChange
 
 from .cluster import Cluster
 
@@ -70,12 +69,7 @@ def test_a_snapshot_transfer_is_logged_when_it_starts_and_ends_on_both_sides(
     leader = cluster.leader()
     for index in range(30):
         cluster.call(leader, b"SET", b"key%d" % index, b"value%d" % index)
-    cluster.add_node(4, 1)
-    results: list[object] = []
-    cluster.hosts[leader].propose_conf_change(1, ConfChange.add_learner(4), results.append)
-    cluster.run_until(lambda: bool(results))
-    cluster.run_until(lambda: cluster.hosts[4].replica(1).applied.index
-                      >= cluster.hosts[leader].replica(1).applied.index)
+    cluster.add_learner(leader, 4)
     settle(cluster)
     term = cluster.hosts[leader].replica(1).node.term
     sending = f"node {leader}: shard 1 term {term}: snapshot to node 4 (snapshot at index"
