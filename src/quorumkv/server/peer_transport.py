@@ -179,9 +179,9 @@ class _Outbound:
         if misconfigured and reason != self.last_error:
             log.warning("node %d: %s connection to node %d: %s", self.owner.node_id,
                         self.channel, self.node_id, reason)
-        elif self.channel == "raft":
+        if self.channel == "raft":
             self.owner.reachability(self.node_id, False, reason)
-        else:
+        elif not misconfigured:
             log.debug("node %d: %s connection to node %d: %s", self.owner.node_id,
                       self.channel, self.node_id, reason)
         self.last_error = reason
