@@ -207,3 +207,15 @@ def test_sigterm_stops_every_node_cleanly_and_exits_0(up: Up) -> None:
     logs = {n: (up.data_dir / f"node{n}" / "node.log").read_text() for n in pids}
     assert all(f"node {node_id}: stopped" in log for node_id, log in logs.items())
     assert any("handing leadership of shard" in log for log in logs.values())
+
+
+def test_nodes_stop_when_up_is_killed(up: Up) -> None:
+    """SIGKILL of `up` itself leaves no orphan: the kernel sends every node SIGTERM
+    (PR_SET_PDEATHSIG) and each stops gracefully."""
+    pids = up.pids()
+    up.process.kill()
+    up.process.wait(30)
+    wait_until(lambda: all(gone(pid) for pid in pids.values()), START_TIMEOUT_S,
+               f"nodes {pids} to stop after `up` was killed")
+    logs = [(up.data_dir / f"node{n}" / "node.log").read_text() for n in pids]
+    assert all(f"node {n}: stopped" in log for n, log in zip(pids, logs, strict=True))
