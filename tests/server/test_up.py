@@ -6,10 +6,12 @@ reads what it prints, and acts on the node processes by the PIDs it prints.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ import redis
 
 from quorumkv import limits
 from quorumkv.server.local_cluster import free_port_range, resp_command, wait_until
+from quorumkv.server.supervisor import Supervisor, UpSettings
 
 NODES = 3
 START_TIMEOUT_S = limits.up_serve_timeout_ms / 1000 + 30
@@ -34,14 +37,14 @@ WRITES_MAX = 5_000
 class Up:
     """One `quorumkv up` process; its merged output is collected line by line."""
 
-    def __init__(self, data_dir: Path, *server_options: str) -> None:
+    def __init__(self, data_dir: Path, *up_options: str, client_port: int = 0) -> None:
         self.data_dir = data_dir
-        self.client_port = free_port_range(NODES)
+        self.client_port = client_port or free_port_range(NODES)
         peer_port = free_port_range(NODES)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "quorumkv.cli", "up", "--nodes", str(NODES),
              "--data-dir", str(data_dir), "--client-port", str(self.client_port),
-             "--peer-port", str(peer_port), "--", *server_options],
+             "--peer-port", str(peer_port), *up_options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.node_pids: set[int] = set()
@@ -219,3 +222,61 @@ def test_nodes_stop_when_up_is_killed(up: Up) -> None:
                f"nodes {pids} to stop after `up` was killed")
     logs = [(up.data_dir / f"node{n}" / "node.log").read_text() for n in pids]
     assert all(f"node {n}: stopped" in log for n, log in zip(pids, logs, strict=True))
+
+
+def test_a_node_stopped_on_purpose_stays_stopped(tmp_path: Path) -> None:
+    """A node sent SIGTERM exits 0 after a graceful stop: `up` says so, does not restart it,
+    and the other nodes serve; --follow-logs echoes the nodes' log lines, prefixed."""
+    running = Up(tmp_path / "data", "--follow-logs")
+    try:
+        running.await_line(r"connect with")
+        running.await_line(r"^\[node 3\] .*node 3 of cluster 'quorumkv': clients on")
+        pid = running.pids()[3]
+        os.kill(pid, signal.SIGTERM)
+        running.await_line(rf"node 3 \(pid {pid}\) exited with status 0 after .*a graceful stop "
+                           r".*it stays stopped")
+        assert redis.Redis(port=running.port(1), socket_timeout=10).set("k", "v")
+        assert redis.Redis(port=running.port(2), socket_timeout=10).get("k") == b"v"
+        assert "node 3 restarted" not in running.output and gone(pid)
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(limits.up_stop_timeout_ms / 1000 + 30) == 0
+    finally:
+        running.close()
+
+
+def test_up_refuses_to_start_on_a_taken_port(tmp_path: Path) -> None:
+    """A port of the cluster already in use (another `up`): `up` says which and exits 1
+    before starting any node (before, it started them and the one on the taken port died)."""
+    first = free_port_range(NODES)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", first + 1))
+        other.listen()
+        running = Up(tmp_path / "data", client_port=first)
+        try:
+            assert running.process.wait(START_TIMEOUT_S) == 1
+            running._reader.join(30)
+            assert f"node 2's client port 127.0.0.1:{first + 1} is taken" in running.output
+            assert not (tmp_path / "data").exists()
+        finally:
+            running.close()
+
+
+def test_a_log_past_its_bound_is_kept_as_node_log_1_and_emptied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node log larger than up_node_log_bytes_max is copied to node.log.1 and emptied in
+    place, so a writer appending to it (O_APPEND) goes on at its start."""
+    monkeypatch.setattr(limits, "up_node_log_bytes_max", 1000)
+    settings = UpSettings(1, "127.0.0.1", 1, 1, tmp_path)
+
+    async def bound() -> None:
+        supervisor = Supervisor(settings, lambda text, error: None)
+        node = supervisor.nodes[0]
+        node.data_dir.mkdir()
+        with open(node.log_path, "ab", buffering=0) as writer:
+            writer.write(b"x" * 1500 + b"\n")
+            await supervisor._bound_log(node)
+            writer.write(b"after\n")
+        assert (node.data_dir / "node.log.1").read_bytes() == b"x" * 1500 + b"\n"
+        assert node.log_path.read_bytes() == b"after\n"
+
+    asyncio.run(bound())

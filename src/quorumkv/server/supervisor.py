@@ -31,6 +31,7 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -189,6 +190,11 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, self.stop_requested.set)
+        taken = self._ports_taken()
+        if taken:
+            self.say(f"cannot start: {taken}; another `quorumkv up` may be running (stop it, "
+                     f"or choose other ports with --client-port and --peer-port)", error=True)
+            return 1
         watchers: list[asyncio.Task[None]] = []
         housekeeping = asyncio.ensure_future(self._housekeeping())
         code = 1
@@ -208,6 +214,20 @@ class Supervisor:
             for signal_number in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signal_number)
         return code if code != 0 or clean else 1
+
+    def _ports_taken(self) -> str:
+        """Which of the nodes' ports another process listens on now ('' if none)."""
+        for node in self.nodes:
+            peer_port = self.settings.peer_port + node.node_id - 1
+            for kind, port in (("client", node.client_port), ("peer", peer_port)):
+                with socket.socket() as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        probe.bind((self.settings.host, port))
+                    except OSError as error:
+                        return (f"node {node.node_id}'s {kind} port {self.settings.host}:{port} "
+                                f"is taken ({error.strerror})")
+        return ""
 
     def _say_connect(self) -> None:
         serving = [n for n in self.nodes if n.state == "serving"]
@@ -273,6 +293,8 @@ class Supervisor:
         try:
             node.data_dir.mkdir(parents=True, exist_ok=True)
             with open(node.log_path, "ab") as log:
+                if node.starts == 1:  # --follow-logs echoes what this run adds
+                    node.log_offset = log.tell()
                 log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} quorumkv up: starting "
                           f"node {node.node_id} (start {node.starts})\n".encode())
                 log.flush()
