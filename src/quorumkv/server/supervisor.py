@@ -187,14 +187,14 @@ class Supervisor:
 
     async def run(self) -> int:
         """Start, supervise until SIGINT/SIGTERM, stop; returns the exit code."""
-        loop = asyncio.get_running_loop()
-        for signal_number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signal_number, self.stop_requested.set)
         taken = self._ports_taken()
         if taken:
             self.say(f"cannot start: {taken}; another `quorumkv up` may be running (stop it, "
                      f"or choose other ports with --client-port and --peer-port)", error=True)
             return 1
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, self.stop_requested.set)
         watchers: list[asyncio.Task[None]] = []
         housekeeping = asyncio.ensure_future(self._housekeeping())
         code = 1
@@ -379,9 +379,9 @@ class Supervisor:
         with contextlib.suppress(OSError), open(node.log_path, "ab") as log:
             log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} quorumkv up: {how}\n".encode())
         if isinstance(decision, LeaveStopped):
-            self.say(f"{how}: a graceful stop (it was sent SIGTERM or SIGINT); it stays stopped, the "
-                     f"other nodes keep running (Ctrl-C, then `quorumkv up` again, restarts it); "
-                     f"log: {node.log_path}")
+            self.say(f"{how}: a graceful stop (it was sent SIGTERM or SIGINT); it stays "
+                     f"stopped, the other nodes keep running (Ctrl-C, then `quorumkv up` again, "
+                     f"restarts it); log: {node.log_path}")
         elif isinstance(decision, GiveUp):
             self.say(f"{how}; giving up on it: it failed {decision.quick_failures} times in a "
                      f"row within {limits.up_stable_run_ms / 1000:g} s of starting. The other "
@@ -390,8 +390,9 @@ class Supervisor:
             self.say(f"fix what the log says, then stop `up` (Ctrl-C) and start it again to "
                      f"bring node {node.node_id} back", error=True)
         elif isinstance(decision, Restart):
-            self.say(f"{how}; log: {node.log_path}; the other nodes keep serving; restarting "
-                     f"it in {decision.delay_ms / 1000:g} s", error=True)
+            others = "; the other nodes keep serving" if len(self.nodes) > 1 else ""
+            self.say(f"{how}; log: {node.log_path}{others}; restarting it in "
+                     f"{decision.delay_ms / 1000:g} s", error=True)
             if status > 0:
                 self._print_tail(node)
 
