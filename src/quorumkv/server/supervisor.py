@@ -88,6 +88,7 @@ class SupervisedNode:
     started_at: float = 0.0
     starts: int = 0
     quick_failures: int = 0
+    listened: bool = False  # this run answered PING
     state: str = "starting"  # starting, serving, restarting, stopped, given up
     last_answer: str = "not started"
     log_offset: int = field(default=0, repr=False)
@@ -133,31 +134,32 @@ def _die_with_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-async def serving_answer(host: str, port: int) -> tuple[bool, str]:
-    """Whether the node at host:port serves (PING, then DBSIZE answered), and what it said."""
+async def serving_answer(host: str, port: int) -> tuple[bool, str, bool]:
+    """Whether the node at host:port serves (PING, then DBSIZE answered), what it said, and
+    whether it answered PING at least."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
                                                 SERVE_CHECK_TIMEOUT_S)
     except (OSError, TimeoutError) as error:
-        return False, f"no connection ({error.__class__.__name__}: {error})"
+        return False, f"no connection ({error.__class__.__name__}: {error})", False
     try:
-        replies = []
+        replies: list[bytes] = []
         for words in ((b"PING",), (b"DBSIZE",)):
             writer.write(encode_command(*words))
             data = b""
             while not reply_complete(data):
                 chunk = await asyncio.wait_for(reader.read(65536), SERVE_CHECK_TIMEOUT_S)
                 if not chunk:
-                    return False, "closed the connection"
+                    return False, "closed the connection", bool(replies)
                 data += chunk
             replies.append(data)
     except (OSError, TimeoutError):
-        return False, f"no answer within {SERVE_CHECK_TIMEOUT_S} s"
+        return False, f"no answer within {SERVE_CHECK_TIMEOUT_S} s", bool(replies)
     finally:
         writer.close()
-    ok = replies[0] == b"+PONG\r\n" and replies[1][:1] == b":"
-    answer = (replies[1] if replies[0] == b"+PONG\r\n" else replies[0]).decode(errors="replace")
-    return ok, answer.strip()
+    pong = replies[0] == b"+PONG\r\n"
+    answer = (replies[1] if pong else replies[0]).decode(errors="replace").strip()
+    return pong and replies[1][:1] == b":", answer, pong
 
 
 class Supervisor:
@@ -312,6 +314,7 @@ class Supervisor:
                      error=True)
             return False
         node.started_at = time.monotonic()
+        node.listened = False
         node.state = "starting"
         if self.stopping:  # asked to stop while this one was being started
             with contextlib.suppress(ProcessLookupError):
@@ -326,7 +329,7 @@ class Supervisor:
             if self.stopping:
                 return
             ran_ms = int((time.monotonic() - node.started_at) * 1000)
-            decision = after_exit(POLICY, node.quick_failures, status, ran_ms)
+            decision = after_exit(POLICY, node.quick_failures, status, ran_ms, node.listened)
             self._report_exit(node, status, ran_ms, decision)
             if isinstance(decision, LeaveStopped | GiveUp):
                 node.state = "stopped" if isinstance(decision, LeaveStopped) else "given up"
@@ -356,8 +359,9 @@ class Supervisor:
     async def _poll_serving(self, node: SupervisedNode, exited: asyncio.Future[int]) -> None:
         reported_slow = False
         while node.running() and not self.stopping:
-            serves, node.last_answer = await serving_answer(self.settings.host,
-                                                            node.client_port)
+            serves, node.last_answer, pong = await serving_answer(self.settings.host,
+                                                                  node.client_port)
+            node.listened = node.listened or pong
             if serves:
                 node.state = "serving"
                 self.changed.set()
@@ -393,7 +397,7 @@ class Supervisor:
             others = "; the other nodes keep serving" if len(self.nodes) > 1 else ""
             self.say(f"{how}; log: {node.log_path}{others}; restarting it in "
                      f"{decision.delay_ms / 1000:g} s", error=True)
-            if status > 0:
+            if status > 0 and decision.quick_failures <= 1:  # once per run of failures
                 self._print_tail(node)
 
     def _print_tail(self, node: SupervisedNode) -> None:
