@@ -197,3 +197,30 @@ async def test_an_answer_to_a_forwarded_command_waits_for_the_connection_back() 
         assert pair.received[1] == [(2, response)]
     finally:
         await pair.close()
+
+
+async def test_a_peer_going_away_and_back_is_logged_once_each_way(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Over real sockets: a peer that stops is one `unreachable` warning (its redials add
+    nothing), and its return one `reachable again` line."""
+    caplog.set_level(logging.INFO, logger="quorumkv.peer")
+    pair = Pair()
+    await pair.start()
+
+    def said(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    try:
+        await wait_for(lambda: bool(said("node 1: node 2 reachable")))
+        caplog.clear()  # node 2 may have been dialed before it listened: counted from here
+        await pair.b.close()
+        await wait_for(lambda: bool(said("node 1: node 2 unreachable: ")))
+        await wait_for(lambda: pair.a._raft[2].backoff_ms >= 160)  # a few redials failed
+        assert len(said("node 1: node 2 unreachable: ")) == 1
+        pair.b = PeerTransport(2, "c", pair.addresses,
+                               lambda s, r: pair.received[2].append((s, r)))
+        await pair.b.start(pair.addresses[2])
+        await wait_for(lambda: bool(said("node 1: node 2 reachable again after ")))
+        assert len(said("node 1: node 2 unreachable: ")) == 1
+    finally:
+        await pair.close()
