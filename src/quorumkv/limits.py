@@ -30,8 +30,10 @@ uncommitted_bytes_max = 64 * 1024 * 1024
 committed_entries_bytes_max = 4 * 1024 * 1024
 """Bytes of committed entries handed to the host in one Ready for applying."""
 
-proposal_bytes_max = 8 * 1024 * 1024
-"""Bytes of one proposal's data at most."""
+proposal_bytes_max = 9 * 1024 * 1024
+"""Bytes of one proposal's data at most: room for a command carrying the largest value a client
+may send (`string_bytes_max`), its key (`key_bytes_max`) and small arguments beside them.
+A command that is larger still (MSET of several large values) is refused before proposing."""
 
 read_index_pending_max = 10_000
 """Read-index requests a leader queues while waiting for its first commit in its term."""
@@ -102,6 +104,17 @@ elected before it is answered -TRYAGAIN."""
 client_connections_max = 10_000
 """Client connections a node accepts at once (Redis's maxclients default); more are refused."""
 
+client_connections_max_settable = 1_000_000
+"""The largest maxclients CONFIG SET accepts (the open-file limit must allow it too)."""
+
+reserved_file_descriptors = 256
+"""Open files a node keeps for itself beyond its client connections (store, peers, logs): the
+open-file limit it asks for is maxclients plus this."""
+
+client_tcp_keepalive_s = 300
+"""Idle seconds before a client socket's first TCP keepalive probe (Redis's tcp-keepalive
+default; CONFIG SET tcp-keepalive changes it for new connections, 0 turns keepalive off)."""
+
 client_pending_commands_max = 1_024
 """Commands of one client connection parsed but not yet answered before the node stops reading
 from it (pipelining back-pressure)."""
@@ -149,6 +162,21 @@ peer_reachability_log_interval_ms = 10_000
 shutdown_transfer_timeout_ms = 2_000
 """On graceful shutdown, how long a leader waits for leadership to move to another node."""
 
+stats_sample_interval_ms = 100
+"""Period of the node's client cron: it samples the statistics for INFO's instantaneous rates
+and closes connections idle longer than CONFIG SET timeout (Redis's serverCron runs at 10 Hz)."""
+
+stats_samples_max = 16
+"""Samples the instantaneous rates of INFO stats average over (Redis's STATS_METRIC_SAMPLES)."""
+
+error_codes_tracked_max = 128
+"""Distinct error codes INFO errorstats counts (Redis's ERRORSTATS_LIMIT); more are counted
+only in total_error_replies."""
+
+command_spellings_tracked_max = 4_096
+"""Spellings of command names (GET, get, Get...) INFO commandstats remembers the entry of;
+others are looked up each time."""
+
 gil_switch_interval_us = 500
 """With Ready cycles on a worker thread, how long a thread that wants the GIL (the worker back
 from fsync, or the event loop with bytes to read) waits for the other to yield it (Python's
@@ -156,11 +184,15 @@ default is 5,000 µs, which adds up to 5 ms to a commit)."""
 
 # ---- Redis data model and RESP (kv/, codec/resp.py) -----------------------------------------
 
-bulk_bytes_max = 512 * 1024 * 1024
-"""Bytes of one bulk string a client may send (Redis's proto-max-bulk-len)."""
+string_bytes_max = 8 * 1024 * 1024
+"""Bytes of one string value at most, as Redis's proto-max-bulk-len bounds both: the bulk
+strings of a request (longer ones are a protocol error, from their header) and the value a
+command builds (APPEND, SETRANGE answer "string exceeds maximum allowed size"). CONFIG GET
+proto-max-bulk-len reports it. One stored value must fit in one proposal and in one snapshot
+chunk, which is why it is far below Redis's 512 MB."""
 
-string_bytes_max = 512 * 1024 * 1024
-"""Bytes of a string value that APPEND or SETRANGE may build (Redis's proto-max-bulk-len)."""
+bulk_bytes_max = string_bytes_max
+"""Bytes of one bulk string a client may send (proto-max-bulk-len: `string_bytes_max`)."""
 
 key_bytes_max = 64 * 1024
 """Bytes of one key; a longer key is refused before anything is proposed."""

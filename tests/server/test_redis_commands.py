@@ -268,7 +268,7 @@ def test_server_commands(raw: RawClient) -> None:
     assert b"get" in info and info.endswith(b"$-1\r\n")
     assert b"summary" in raw.call("COMMAND DOCS set")
     assert b"cas" in raw.call("COMMAND LIST")
-    text = raw.call("INFO")
+    text = raw.call("INFO everything")
     for section in (b"# Server", b"# Clients", b"# Memory", b"# Persistence", b"# Stats",
                     b"# Replication", b"# Keyspace", b"# Quorumkv"):
         assert section in text

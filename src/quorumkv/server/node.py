@@ -115,7 +115,7 @@ class ServerNode:
         """Open the data directory and start serving. Raises ConfigError, OSError."""
         self.loop = loop = asyncio.get_running_loop()
         config = self.config
-        _raise_file_limit(config.client_connections_max + 256)
+        _raise_file_limit(config.client_connections_max + limits.reserved_file_descriptors)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = self._open_store(config.data_dir / "store")
         if not config.sync:
