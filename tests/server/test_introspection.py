@@ -419,3 +419,18 @@ def test_info_over_redis_py_resp3(raw: RawClient) -> None:
         assert "used_cpu_user" in fields
     finally:
         client.close()
+
+
+def test_expired_keys_counts_the_leaders_expiry_deletions(cluster: LocalCluster) -> None:
+    """expired_keys at the shard's leader grows by the keys whose time came and that its
+    background expiry deleted."""
+    leader = RawClient(cluster.client_ports[cluster.wait_for_leader()])
+    try:
+        before = int(info(leader, "stats")["expired_keys"])
+        for index in range(3):
+            assert leader.call(f"SET gone{index}{{1}} v PX 50") == b"+OK\r\n"
+        wait_until(lambda: int(info(leader, "stats")["expired_keys"]) == before + 3, 30,
+                   "the leader to delete the three expired keys")
+        assert leader.call("EXISTS gone0{1} gone1{1} gone2{1}") == b":0\r\n"
+    finally:
+        leader.close()

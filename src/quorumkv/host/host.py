@@ -151,6 +151,7 @@ class Host:
         self._stall: _Stall | None = None
         self._completions: list[tuple[Done, object]] = []
         self.dropped_messages = 0
+        self.expired_keys = 0  # keys deleted by this node's leaders as their time came (INFO)
 
     # ---- replicas ------------------------------------------------------------------------------
 
@@ -338,7 +339,12 @@ class Host:
             due = kv_state_machine.expired_keys(view, now, limits.expire_deletions_per_round_max)
             if due:
                 command = kv_state_machine.expire_delete_command(due, now)
-                self._propose_command(replica, command, None)
+                self._propose_command(replica, command, self._count_expired)
+
+    def _count_expired(self, outcome: object) -> None:
+        """An expiry deletion applied: its reply is the number of keys it deleted."""
+        if isinstance(outcome, int) and not isinstance(outcome, bool):
+            self.expired_keys += outcome
 
     # ---- the Ready driver ----------------------------------------------------------------------
 

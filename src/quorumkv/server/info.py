@@ -126,6 +126,7 @@ def _stats(node: ServerNode, clients: ClientServer) -> list[str]:
         f"instantaneous_input_kbps:{input_kbps:.2f}",
         f"instantaneous_output_kbps:{output_kbps:.2f}",
         f"rejected_connections:{stats.rejected_connections}",
+        f"expired_keys:{stats.expired_keys}",
         "evicted_keys:0",
         "evicted_clients:0",
         f"keyspace_hits:{stats.keyspace_hits}",

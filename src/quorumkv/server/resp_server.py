@@ -248,7 +248,7 @@ class ClientServer:
         self.dirty: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._next_id = 1
-        self.stats = ServerStats(commands.is_command)
+        self.stats = ServerStats(commands.is_command, lambda: node.host.expired_keys)
         self.accepting = True
         # Settings CONFIG SET changes at runtime (server/config_command.py).
         self.maxclients = node.config.client_connections_max

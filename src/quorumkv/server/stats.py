@@ -14,6 +14,9 @@ here, where it arrived and was answered, not at the leader.
   Unknown commands are not counted as commands (only as errors), as in Redis.
 - Every error reply counts in `total_error_replies` and in `errorstat_<CODE>` (its first word),
   for at most `limits.error_codes_tracked_max` distinct codes.
+- `expired_keys` counts the keys this node deleted, as leader of their shard, because their
+  time had come (the background expiry); a write that replaces a key whose time had come
+  replaces it without counting it, where Redis would count it.
 - Keyspace hits and misses are counted from the replies of the reads whose nil means a
   missing key: GET, GETEX, GETDEL and each key of MGET.
 - Instantaneous rates (ops/s, kbps) are averages over the last `limits.stats_samples_max`
@@ -58,10 +61,12 @@ class CommandStats:
 class ServerStats:
     """The node's statistics (one per node; see the module docstring)."""
 
-    def __init__(self, is_command: Callable[[bytes], bool],
+    def __init__(self, is_command: Callable[[bytes], bool], expired_total: Callable[[], int],
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
-        """`is_command(name)`: whether `name` (lower case) is a command the node knows."""
+        """`is_command(name)`: whether `name` (lower case) is a command the node knows;
+        `expired_total()`: keys the node's leaders deleted as they expired, since start."""
         self._is_command = is_command
+        self._expired_total = expired_total
         self.clock_ns = clock_ns
         self._by_spelling: dict[bytes, tuple[bytes, CommandStats]] = {}
         self.reset()
@@ -84,6 +89,11 @@ class ServerStats:
         self._samples: deque[tuple[int, int, int, int]] = deque(
             maxlen=limits.stats_samples_max)  # (time ns, commands, input bytes, output bytes)
         self.memory_peak = 0
+        self._expired_at_reset = self._expired_total()
+
+    @property
+    def expired_keys(self) -> int:
+        return self._expired_total() - self._expired_at_reset
 
     # ---- what the connections report ---------------------------------------------------------
 
