@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -434,3 +435,34 @@ def test_expired_keys_counts_the_leaders_expiry_deletions(cluster: LocalCluster)
         assert leader.call("EXISTS gone0{1} gone1{1} gone2{1}") == b":0\r\n"
     finally:
         leader.close()
+
+
+def keyspace(raw: RawClient) -> dict[str, int]:
+    line = info(raw, "keyspace").get("db0", "keys=0,expires=0,avg_ttl=0")
+    return {name: int(value) for name, value in (f.split("=") for f in line.split(","))}
+
+
+def test_keyspace_counts_keys_with_an_expiry_and_their_mean_time_left(raw: RawClient) -> None:
+    """INFO keyspace's db0 line counts the keys, those with an expiry, and gives the mean
+    time those have left (milliseconds), as this node has applied them."""
+    wait_until(lambda: keyspace(raw)["expires"] == 0, 30,
+               "keys of earlier tests with an expiry to be deleted")
+    before = keyspace(raw)
+    started_ms = int(time.time() * 1000)
+    first, second = started_ms + 1_000_000, started_ms + 3_000_000
+    assert raw.call(f"SET ttl-a{{1}} v PXAT {first}") == b"+OK\r\n"
+    assert raw.call(f"SET ttl-b{{1}} v PXAT {second}") == b"+OK\r\n"
+    assert raw.call("SET ttl-none{1} v") == b"+OK\r\n"
+    wait_until(lambda: keyspace(raw)["keys"] == before["keys"] + 3, 30,
+               "this node to apply the three writes")
+    figures = keyspace(raw)
+    ended_ms = int(time.time() * 1000)
+    assert figures["expires"] == 2
+    mean = (first + second) // 2
+    assert mean - ended_ms - 1 <= figures["avg_ttl"] <= mean - started_ms
+    assert raw.call("PERSIST ttl-a{1}") == b":1\r\n"
+    assert raw.call("DEL ttl-b{1} ttl-none{1}") == b":2\r\n"
+    wait_until(lambda: keyspace(raw)["keys"] == before["keys"] + 1, 30,
+               "this node to apply the deletions")
+    assert keyspace(raw)["expires"] == 0
+    assert raw.call("DEL ttl-a{1}") == b":1\r\n"

@@ -72,6 +72,23 @@ def key_count(store: KeyValueStore) -> int:
         start = rows[-1][0] + b"\0"
 
 
+def count_totals(store: KeyValueStore) -> layout.SlotCounts:
+    """The shard's keys, those with an expiry and the sum of their expiries (INFO keyspace),
+    expired ones not yet deleted included."""
+    keys = expiring = expiry_sum_ms = 0
+    start = layout.COUNT_START
+    while True:
+        rows = store.scan(start, layout.COUNT_END, limits.store_page_records_max)
+        for _, raw in rows:
+            counts = layout.decode_counts(raw)
+            keys += counts.keys
+            expiring += counts.expiring
+            expiry_sum_ms += counts.expiry_sum_ms
+        if len(rows) < limits.store_page_records_max:
+            return layout.SlotCounts(keys, expiring, expiry_sum_ms)
+        start = rows[-1][0] + b"\0"
+
+
 def _dbsize(keyspace: Keyspace, args: Arguments) -> Reply:
     return key_count(keyspace.store)
 

@@ -71,9 +71,11 @@ class Keyspace:
             return
         self.store.put(stored_key, layout.encode_record(type_tag, expiry_ms, payload))
         if previous is None:
-            self._add_to_count(stored_key, 1)
-        elif previous.expiry_ms != expiry_ms and previous.expiry_ms:
-            self.store.delete(layout.expiry_key(previous.expiry_ms, stored_key))
+            self._add_to_count(stored_key, 1, 0, expiry_ms)
+        elif previous.expiry_ms != expiry_ms:
+            self._add_to_count(stored_key, 0, previous.expiry_ms, expiry_ms)
+            if previous.expiry_ms:
+                self.store.delete(layout.expiry_key(previous.expiry_ms, stored_key))
         if expiry_ms and (previous is None or previous.expiry_ms != expiry_ms):
             self.store.put(layout.expiry_key(expiry_ms, stored_key), b"")
         self._known[key] = (stored_key, Record(type_tag, expiry_ms, payload))
@@ -99,14 +101,25 @@ class Keyspace:
         self.store.delete(stored_key)
         if record.expiry_ms:
             self.store.delete(layout.expiry_key(record.expiry_ms, stored_key))
-        self._add_to_count(stored_key, -1)
+        self._add_to_count(stored_key, -1, record.expiry_ms, 0)
 
-    def _add_to_count(self, stored_key: bytes, delta: int) -> None:
+    def _add_to_count(self, stored_key: bytes, delta: int, expiry_removed_ms: int,
+                      expiry_added_ms: int) -> None:
+        """Count `delta` keys more in the key's slot, one whose expiry was
+        `expiry_removed_ms` less and one whose expiry is `expiry_added_ms` more (0: none)."""
         counter = layout.count_key(stored_key)
         raw = self.store.get(counter)
-        count = (0 if raw is None else layout.decode_count(raw)) + delta
-        invariant(count >= 0, f"slot key count of {counter!r} went negative")
-        if count:
-            self.store.put(counter, layout.encode_count(count))
+        counts = layout.SlotCounts(0) if raw is None else layout.decode_counts(raw)
+        keys = counts.keys + delta
+        invariant(keys >= 0, f"slot key count of {counter!r} went negative")
+        expiring = counts.expiring + bool(expiry_added_ms) - bool(expiry_removed_ms)
+        expiry_sum_ms = counts.expiry_sum_ms + expiry_added_ms - expiry_removed_ms
+        if expiring <= 0 or expiry_sum_ms <= 0:
+            # Stores written before the expiry figures existed counted no expiries: their
+            # figures start from zero rather than going negative (the same on every replica).
+            expiring = expiry_sum_ms = 0
+        if keys:
+            self.store.put(counter, layout.encode_count(
+                layout.SlotCounts(keys, expiring, expiry_sum_ms)))
         else:
             self.store.delete(counter)

@@ -4,7 +4,7 @@ Three families of records, told apart by their first byte:
 
     data      b"d" + slot (2 bytes BE) + crc32(key) (4 bytes BE) + key   -> record
     expiry    b"x" + expiry_ms (8 bytes BE) + slot + crc32(key) + key  -> b""
-    count     b"c" + slot (2 bytes BE)                                 -> keys in the slot (8 bytes BE)
+    count     b"c" + slot (2 bytes BE)                                 -> SlotCounts of the slot
 
 Data keys sort by slot first, so one slot's keys are contiguous: a slot can be listed, counted,
 moved or dropped as one range. Inside a slot they sort by the key's CRC32, then the key. That
@@ -18,7 +18,10 @@ milliseconds (8 bytes BE, 0 for none), followed by the type's payload (a string'
 
 The expiry index orders keys with an expiry by that expiry, so the leader finds due keys with
 one range scan from b"x" (state_machine.expired_keys). The per-slot counts make DBSIZE cost a
-scan of at most 16384 small records instead of one of every key. kv/keyspace.py keeps all three
+scan of at most 16384 small records instead of one of every key. A slot's count record holds
+its keys (8 bytes BE) and, when some of them have an expiry, how many do (8 bytes BE) and the
+sum of their expiries in milliseconds (16 bytes BE): INFO keyspace's `expires` and `avg_ttl`
+at the same cost. kv/keyspace.py keeps all three
 families consistent on every write.
 """
 
@@ -47,6 +50,8 @@ _DATA_KEY_HEADER = struct.Struct(">cHI")
 _RECORD_HEADER = struct.Struct(">BBQ")
 _RECORD_HEADER_BYTES = _RECORD_HEADER.size
 _COUNT = struct.Struct(">Q")
+_EXPIRY_COUNT = struct.Struct(">QQ")
+_EXPIRY_SUM_BYTES = 16  # a sum of up to 2**64 expiries of up to 2**64 ms
 
 
 class ValueType(enum.IntEnum):
@@ -172,12 +177,31 @@ def count_key(stored_data_key: bytes) -> bytes:
     return COUNT_PREFIX + stored_data_key[1:3]
 
 
-def encode_count(count: int) -> bytes:
-    return _COUNT.pack(count)
+class SlotCounts(NamedTuple):
+    """What a slot's count record says: its keys, those with an expiry, their expiries' sum."""
+
+    keys: int
+    expiring: int = 0
+    expiry_sum_ms: int = 0
+
+
+def encode_count(counts: SlotCounts) -> bytes:
+    if not counts.expiring and not counts.expiry_sum_ms:
+        return _COUNT.pack(counts.keys)  # the common case, and the only form of older stores
+    return (_EXPIRY_COUNT.pack(counts.keys, counts.expiring)
+            + counts.expiry_sum_ms.to_bytes(_EXPIRY_SUM_BYTES, "big"))
+
+
+def decode_counts(raw: bytes) -> SlotCounts:
+    if len(raw) == _COUNT.size:
+        return SlotCounts(_COUNT.unpack(raw)[0])
+    keys, expiring = _EXPIRY_COUNT.unpack_from(raw)
+    return SlotCounts(keys, expiring, int.from_bytes(raw[_EXPIRY_COUNT.size:], "big"))
 
 
 def decode_count(raw: bytes) -> int:
-    count: int = _COUNT.unpack(raw)[0]
+    """The keys of a slot's count record."""
+    count: int = _COUNT.unpack_from(raw)[0]
     return count
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import quorumkv
 from quorumkv.cluster.metadata import METADATA_SHARD_ID
 from quorumkv.host.shard_view import ReadView
-from quorumkv.kv.keys import key_count
+from quorumkv.kv.keys import count_totals
 from quorumkv.server.stats import system_memory_bytes
 
 if TYPE_CHECKING:
@@ -200,9 +200,17 @@ def _cluster(node: ServerNode, clients: ClientServer) -> list[str]:
 
 
 def _keyspace(node: ServerNode, clients: ClientServer) -> list[str]:
-    """Keys as this node has applied them (not a linearizable read; DBSIZE is one)."""
-    keys = store_figures(node).get("keys", 0)
-    return [f"db0:keys={keys}"] if keys else []
+    """Keys as this node has applied them (not a linearizable read; DBSIZE is one): how many,
+    how many have an expiry, and the mean time those have left, in milliseconds."""
+    figures = store_figures(node)
+    keys, expires = figures.get("keys", 0), figures.get("expires", 0)
+    if not keys:
+        return []
+    average_ttl = 0
+    if expires:
+        left_ms = figures.get("expiry_sum_ms", 0) - expires * int(time.time() * 1000)
+        average_ttl = max(0, left_ms // expires)
+    return [f"db0:keys={keys},expires={expires},avg_ttl={average_ttl}"]
 
 
 def store_figures(node: ServerNode) -> dict[str, int]:
@@ -213,8 +221,11 @@ def store_figures(node: ServerNode) -> dict[str, int]:
         return node.last_store_figures
     store = node.host.store
     figures = {f"log_first_index_{s}": store.log(s).first_index() for s in node.host.shard_ids()}
-    figures["keys"] = sum(key_count(ReadView(store.shard(s))) for s in node.host.shard_ids()
-                          if s != METADATA_SHARD_ID)  # the data shards hosted here
+    totals = [count_totals(ReadView(store.shard(s))) for s in node.host.shard_ids()
+              if s != METADATA_SHARD_ID]  # the data shards hosted here
+    figures["keys"] = sum(t.keys for t in totals)
+    figures["expires"] = sum(t.expiring for t in totals)
+    figures["expiry_sum_ms"] = sum(t.expiry_sum_ms for t in totals)
     node.last_store_figures = figures
     return figures
 
