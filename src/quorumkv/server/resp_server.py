@@ -243,7 +243,7 @@ class ClientServer:
     """The listening socket and every client connection of one node."""
 
     def __init__(self, node: ServerNode) -> None:
-        self.node = node
+        self.node: ServerNode = node
         self.connections: dict[int, ClientConnection] = {}
         self.dirty: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
@@ -251,9 +251,9 @@ class ClientServer:
         self.stats = ServerStats(commands.is_command, lambda: node.host.expired_keys)
         self.accepting = True
         # Settings CONFIG SET changes at runtime (server/config_command.py).
-        self.maxclients = node.config.client_connections_max
-        self.idle_timeout_s = 0  # Redis's `timeout`: 0 never closes an idle client
-        self.tcp_keepalive_s = limits.client_tcp_keepalive_s
+        self.maxclients: int = node.config.client_connections_max
+        self.idle_timeout_s: int = 0  # Redis's `timeout`: 0 never closes an idle client
+        self.tcp_keepalive_s: int = limits.client_tcp_keepalive_s
         self._cron_handle: asyncio.TimerHandle | None = None
 
     async def start(self, address: Address) -> None:
