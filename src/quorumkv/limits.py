@@ -104,7 +104,7 @@ elected before it is answered -TRYAGAIN."""
 client_connections_max = 10_000
 """Client connections a node accepts at once (Redis's maxclients default); more are refused."""
 
-client_connections_max_settable = 1_000_000
+client_connections_settable_max = 1_000_000
 """The largest maxclients CONFIG SET accepts (the open-file limit must allow it too)."""
 
 reserved_file_descriptors = 256

@@ -520,6 +520,16 @@ def _config(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
         return OK
     if subcommand == b"REWRITE":
         return ErrorReply(b"ERR CONFIG REWRITE is not supported: edit the node's TOML file")
+    if subcommand == b"HELP":
+        return [SimpleString(line) for line in (
+            b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"GET <pattern>", b"    Return parameters matching the glob-like <pattern> and "
+            b"their values.",
+            b"SET <directive> <value>", b"    Set the configuration <directive> to <value> "
+            b"(maxclients, timeout and tcp-keepalive change; see docs/server.md).",
+            b"RESETSTAT", b"    Reset statistics reported by the INFO command.",
+            b"HELP", b"    Print this help.",
+        )]
     return _unknown_subcommand(b"CONFIG", args[0])
 
 

@@ -78,7 +78,7 @@ def _words(value: bytes) -> bytes:
 
 
 def _set_maxclients(server: ClientServer, value: bytes, apply: bool) -> str | None:
-    number = _integer(value, 1, limits.client_connections_max_settable)
+    number = _integer(value, 1, limits.client_connections_settable_max)
     if isinstance(number, str):
         return number
     files = number + limits.reserved_file_descriptors
@@ -97,22 +97,16 @@ def _set_maxclients(server: ClientServer, value: bytes, apply: bool) -> str | No
     return None
 
 
-def _set_timeout(server: ClientServer, value: bytes, apply: bool) -> str | None:
-    number = _integer(value, 0, INT_MAX)
-    if isinstance(number, str):
-        return number
-    if apply:
-        server.idle_timeout_s = number
-    return None
-
-
-def _set_keepalive(server: ClientServer, value: bytes, apply: bool) -> str | None:
-    number = _integer(value, 0, INT_MAX)
-    if isinstance(number, str):
-        return number
-    if apply:
-        server.tcp_keepalive_s = number
-    return None
+def _set_seconds(attribute: str) -> Callable[[ClientServer, bytes, bool], str | None]:
+    """The setter of a number of seconds (0 or more) kept as `attribute` of the server."""
+    def apply(server: ClientServer, value: bytes, really: bool) -> str | None:
+        number = _integer(value, 0, INT_MAX)
+        if isinstance(number, str):
+            return number
+        if really:
+            setattr(server, attribute, number)
+        return None
+    return apply
 
 
 def _appendfsync(server: ClientServer) -> bytes:
@@ -123,8 +117,10 @@ _NOT_WITHOUT_RESTART = "quorumkv sets it at start-up only"
 
 PARAMETERS: dict[bytes, Parameter] = {p.name: p for p in (
     Parameter(b"maxclients", RUNTIME, lambda s: b"%d" % s.maxclients, _set_maxclients),
-    Parameter(b"timeout", RUNTIME, lambda s: b"%d" % s.idle_timeout_s, _set_timeout),
-    Parameter(b"tcp-keepalive", RUNTIME, lambda s: b"%d" % s.tcp_keepalive_s, _set_keepalive),
+    Parameter(b"timeout", RUNTIME, lambda s: b"%d" % s.idle_timeout_s,
+              _set_seconds("idle_timeout_s")),
+    Parameter(b"tcp-keepalive", RUNTIME, lambda s: b"%d" % s.tcp_keepalive_s,
+              _set_seconds("tcp_keepalive_s")),
     Parameter(b"port", IMMUTABLE, lambda s: b"%d" % s.node.config.client_address().port),
     Parameter(b"bind", IMMUTABLE, lambda s: s.node.config.client_address().host.encode()),
     Parameter(b"databases", IMMUTABLE, lambda s: b"1"),
