@@ -19,9 +19,18 @@ import pytest
 import redis
 
 from quorumkv import limits
+from quorumkv.kv import layout
+from quorumkv.raft.types import ConfState, SnapshotMeta
 from quorumkv.server.dispatcher import command_bytes
 from quorumkv.server.local_cluster import LocalCluster, wait_until
 from quorumkv.server.status import parse_info
+from quorumkv.storage.snapshot_stream import (
+    KIND_DATA,
+    KIND_END,
+    KIND_META,
+    ChunkedSnapshotReader,
+    decode_chunk,
+)
 
 from .resp_client import RawClient, encode_command
 
@@ -68,6 +77,19 @@ def test_proto_max_bulk_len_is_the_limit_values_are_held_to() -> None:
                                      b"v" * limits.string_bytes_max, b"PXAT",
                                      b"9" * 20, b"NX", b"GET", b"KEEPTTL"))
     assert largest <= limits.proposal_bytes_max
+
+
+def test_the_largest_value_travels_in_one_snapshot_chunk() -> None:
+    """A key of key_bytes_max holding a value of proto-max-bulk-len streams as a snapshot chunk
+    the receiver accepts (a value APPEND grew past it could never be sent to a follower)."""
+    stored_key = layout.data_key(b"k" * limits.key_bytes_max)
+    record = layout.encode_record(layout.ValueType.STRING, 2**40, b"v" * limits.string_bytes_max)
+    meta = SnapshotMeta(9, 2, ConfState(voters=(1, 2, 3)))
+    reader = ChunkedSnapshotReader(1, meta, iter([[(stored_key, record)]]))
+    kinds = []
+    while chunk := reader.read_chunk(limits.snapshot_chunk_bytes_max):
+        kinds.append(decode_chunk(chunk, 1).kind)
+    assert kinds == [KIND_META, KIND_DATA, KIND_END]
 
 
 def test_a_value_of_the_reported_size_is_stored_and_one_byte_more_is_not(
