@@ -115,6 +115,9 @@ client_tcp_keepalive_s = 300
 """Idle seconds before a client socket's first TCP keepalive probe (Redis's tcp-keepalive
 default; CONFIG SET tcp-keepalive changes it for new connections, 0 turns keepalive off)."""
 
+client_tcp_keepalive_s_max = 32_767
+"""The largest tcp-keepalive CONFIG SET accepts (Linux's bound on TCP_KEEPIDLE)."""
+
 client_pending_commands_max = 1_024
 """Commands of one client connection parsed but not yet answered before the node stops reading
 from it (pipelining back-pressure)."""

@@ -97,10 +97,11 @@ def _set_maxclients(server: ClientServer, value: bytes, apply: bool) -> str | No
     return None
 
 
-def _set_seconds(attribute: str) -> Callable[[ClientServer, bytes, bool], str | None]:
-    """The setter of a number of seconds (0 or more) kept as `attribute` of the server."""
+def _set_seconds(attribute: str,
+                 most: int) -> Callable[[ClientServer, bytes, bool], str | None]:
+    """The setter of a number of seconds (0 to `most`) kept as `attribute` of the server."""
     def apply(server: ClientServer, value: bytes, really: bool) -> str | None:
-        number = _integer(value, 0, INT_MAX)
+        number = _integer(value, 0, most)
         if isinstance(number, str):
             return number
         if really:
@@ -118,9 +119,9 @@ _NOT_WITHOUT_RESTART = "quorumkv sets it at start-up only"
 PARAMETERS: dict[bytes, Parameter] = {p.name: p for p in (
     Parameter(b"maxclients", RUNTIME, lambda s: b"%d" % s.maxclients, _set_maxclients),
     Parameter(b"timeout", RUNTIME, lambda s: b"%d" % s.idle_timeout_s,
-              _set_seconds("idle_timeout_s")),
+              _set_seconds("idle_timeout_s", INT_MAX)),
     Parameter(b"tcp-keepalive", RUNTIME, lambda s: b"%d" % s.tcp_keepalive_s,
-              _set_seconds("tcp_keepalive_s")),
+              _set_seconds("tcp_keepalive_s", limits.client_tcp_keepalive_s_max)),
     Parameter(b"port", IMMUTABLE, lambda s: b"%d" % s.node.config.client_address().port),
     Parameter(b"bind", IMMUTABLE, lambda s: s.node.config.client_address().host.encode()),
     Parameter(b"databases", IMMUTABLE, lambda s: b"1"),
