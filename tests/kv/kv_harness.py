@@ -8,6 +8,8 @@ entry, every index entry has its key, and each slot's count is its number of key
 
 from __future__ import annotations
 
+from collections import Counter
+
 from quorumkv.kv import layout
 from quorumkv.kv.command import Command
 from quorumkv.kv.commands import is_write, validate
@@ -62,18 +64,23 @@ def check_layout(store: MemoryKeyValueStore) -> None:
         elif key.startswith(layout.EXPIRY_PREFIX):
             index.add(key)
         elif key.startswith(layout.COUNT_PREFIX):
-            counts[key] = layout.decode_counts(value)
+            counts[key] = layout.decode_count(value)
         else:
             raise AssertionError(f"unexpected record {key!r}")
     expected_index = {layout.expiry_key(r.expiry_ms, k) for k, r in data.items() if r.expiry_ms}
     assert index == expected_index, f"expiry index {index} != {expected_index}"
-    expected_counts: dict[bytes, layout.SlotCounts] = {}
+    actual_counts = Counter(layout.count_key(k) for k in data)
+    assert counts == dict(actual_counts), f"slot counts {counts} != {dict(actual_counts)}"
+    expiring = Counter(layout.count_key(k) for k, r in data.items() if r.expiry_ms)
+    expiry_sums: Counter[bytes] = Counter()
     for key, record in data.items():
-        keys, expiring, expiry_sum_ms = expected_counts.get(layout.count_key(key),
-                                                            layout.SlotCounts(0))
-        expected_counts[layout.count_key(key)] = layout.SlotCounts(
-            keys + 1, expiring + bool(record.expiry_ms), expiry_sum_ms + record.expiry_ms)
-    assert counts == expected_counts, f"slot counts {counts} != {expected_counts}"
+        expiry_sums[layout.count_key(key)] += record.expiry_ms
+    for key, value in store.items():
+        if key.startswith(layout.COUNT_PREFIX):
+            _, counted, summed = layout.decode_counts(value)
+            assert (counted, summed) == (expiring[key], expiry_sums[key]), (
+                f"slot {key!r} counts {counted} expiring keys summing {summed} ms, "
+                f"stores {expiring[key]} summing {expiry_sums[key]}")
     for key in data:
         assert layout.data_key(layout.user_key(key)) == key, f"misplaced data key {key!r}"
 

@@ -71,13 +71,14 @@ class Keyspace:
             return
         self.store.put(stored_key, layout.encode_record(type_tag, expiry_ms, payload))
         if previous is None:
-            self._add_to_count(stored_key, 1, 0, expiry_ms)
-        elif previous.expiry_ms != expiry_ms:
-            self._add_to_count(stored_key, 0, previous.expiry_ms, expiry_ms)
-            if previous.expiry_ms:
-                self.store.delete(layout.expiry_key(previous.expiry_ms, stored_key))
+            self._add_to_count(stored_key, 1)
+        elif previous.expiry_ms != expiry_ms and previous.expiry_ms:
+            self.store.delete(layout.expiry_key(previous.expiry_ms, stored_key))
         if expiry_ms and (previous is None or previous.expiry_ms != expiry_ms):
             self.store.put(layout.expiry_key(expiry_ms, stored_key), b"")
+        previous_expiry_ms = 0 if previous is None else previous.expiry_ms
+        if previous_expiry_ms != expiry_ms:
+            self._add_to_count(stored_key, 0, previous_expiry_ms, expiry_ms)
         self._known[key] = (stored_key, Record(type_tag, expiry_ms, payload))
 
     def remove(self, key: bytes) -> bool:
@@ -101,10 +102,11 @@ class Keyspace:
         self.store.delete(stored_key)
         if record.expiry_ms:
             self.store.delete(layout.expiry_key(record.expiry_ms, stored_key))
-        self._add_to_count(stored_key, -1, record.expiry_ms, 0)
+            self._add_to_count(stored_key, 0, record.expiry_ms)
+        self._add_to_count(stored_key, -1)
 
-    def _add_to_count(self, stored_key: bytes, delta: int, expiry_removed_ms: int,
-                      expiry_added_ms: int) -> None:
+    def _add_to_count(self, stored_key: bytes, delta: int, expiry_removed_ms: int = 0,
+                      expiry_added_ms: int = 0) -> None:
         """Count `delta` keys more in the key's slot, one whose expiry was
         `expiry_removed_ms` less and one whose expiry is `expiry_added_ms` more (0: none)."""
         counter = layout.count_key(stored_key)

@@ -18,10 +18,7 @@ milliseconds (8 bytes BE, 0 for none), followed by the type's payload (a string'
 
 The expiry index orders keys with an expiry by that expiry, so the leader finds due keys with
 one range scan from b"x" (state_machine.expired_keys). The per-slot counts make DBSIZE cost a
-scan of at most 16384 small records instead of one of every key. A slot's count record holds
-its keys (8 bytes BE) and, when some of them have an expiry, how many do (8 bytes BE) and the
-sum of their expiries in milliseconds (16 bytes BE): INFO keyspace's `expires` and `avg_ttl`
-at the same cost. kv/keyspace.py keeps all three
+scan of at most 16384 small records instead of one of every key. kv/keyspace.py keeps all three
 families consistent on every write.
 """
 
@@ -178,7 +175,9 @@ def count_key(stored_data_key: bytes) -> bytes:
 
 
 class SlotCounts(NamedTuple):
-    """What a slot's count record says: its keys, those with an expiry, their expiries' sum."""
+    """What a slot's count record says: its keys (8 bytes BE) and, when some of them have an
+    expiry, how many do (8 bytes BE) and the sum of their expiries in milliseconds (16 bytes
+    BE), so that INFO keyspace's `expires` and `avg_ttl` cost what DBSIZE costs."""
 
     keys: int
     expiring: int = 0
