@@ -324,6 +324,11 @@ class Host:
         if self._stall is None:
             self._replicas[shard_id].node.campaign()
 
+    def _count_expired(self, outcome: object) -> None:
+        """An expiry deletion applied: its reply is the number of keys it deleted."""
+        if isinstance(outcome, int) and not isinstance(outcome, bool):
+            self.expired_keys += outcome
+
     def fail_pending(self, error: Exception) -> None:
         """Complete every waiting proposal and read with `error` (shutdown, crash)."""
         for replica in self._replicas.values():
@@ -340,11 +345,6 @@ class Host:
             if due:
                 command = kv_state_machine.expire_delete_command(due, now)
                 self._propose_command(replica, command, self._count_expired)
-
-    def _count_expired(self, outcome: object) -> None:
-        """An expiry deletion applied: its reply is the number of keys it deleted."""
-        if isinstance(outcome, int) and not isinstance(outcome, bool):
-            self.expired_keys += outcome
 
     # ---- the Ready driver ----------------------------------------------------------------------
 
