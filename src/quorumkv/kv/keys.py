@@ -24,7 +24,16 @@ from __future__ import annotations
 from quorumkv import limits
 from quorumkv.kv import collection, layout, members
 from quorumkv.kv.keyspace import Keyspace
-from quorumkv.kv.reply import NO_SUCH_KEY, OK, SYNTAX_ERROR, ErrorReply, Reply, SimpleString
+from quorumkv.kv.numbers import parse_integer
+from quorumkv.kv.reply import (
+    NO_SUCH_KEY,
+    NOT_AN_INTEGER,
+    OK,
+    SYNTAX_ERROR,
+    ErrorReply,
+    Reply,
+    SimpleString,
+)
 from quorumkv.kv.spec import Arguments, CommandDefinition, define
 from quorumkv.kv.store import KeyValueStore
 
@@ -143,6 +152,58 @@ def _flush(keyspace: Keyspace, args: Arguments) -> Reply:
     return OK
 
 
+# ---- MEMORY USAGE -----------------------------------------------------------------------------
+
+_MEMORY_SAMPLES_DEFAULT = 5
+
+
+def _parse_memory(args: Arguments) -> tuple[bytes, int] | ErrorReply:
+    subcommand = args[0].upper()
+    if subcommand != b"USAGE":
+        return ErrorReply(b"ERR MEMORY %b is not available in quorumkv (MEMORY USAGE is)"
+                          % subcommand[:64])
+    if len(args) < 2:
+        return ErrorReply(b"ERR wrong number of arguments for 'memory|usage' command")
+    samples = _MEMORY_SAMPLES_DEFAULT
+    position = 2
+    while position < len(args):
+        if args[position].upper() == b"SAMPLES" and position + 1 < len(args):
+            parsed = parse_integer(args[position + 1])
+            if parsed is None:
+                return NOT_AN_INTEGER
+            samples = parsed if parsed > 0 else 0  # 0 (or less): every member
+            position += 2
+        else:
+            return SYNTAX_ERROR
+    return args[1], samples
+
+
+def _memory_usage(keyspace: Keyspace, request: tuple[bytes, int]) -> Reply:
+    """The bytes the key's records take in the store (keys and values, before RocksDB's
+    compression): exact for a string; for a collection, its metadata plus its member count
+    times the average size of the first `samples` member records (all of them for 0), as Redis
+    samples its collections."""
+    key, samples = request
+    record = keyspace.lookup(key)
+    if record is None:
+        return None
+    stored_key = layout.data_key(key)
+    total = len(stored_key) + layout.RECORD_HEADER_BYTES + len(record.payload)
+    if record.expiry_ms:
+        total += len(layout.expiry_key(record.expiry_ms, stored_key))
+    if not layout.is_collection(record.type_tag):
+        return total
+    found = collection.find(keyspace, key, record.type_tag)
+    assert isinstance(found, collection.Collection)
+    limit = found.count if samples == 0 else min(samples, found.count)
+    rows = collection.page(keyspace.store, found,
+                           layout.member_position_key(found.prefix, 0),
+                           min(limit, limits.collection_read_members_max))
+    if rows:
+        total += sum(len(k) + len(v) for k, v in rows) * found.count // len(rows)
+    return total
+
+
 SWEEP = b"QKV.SWEEP"
 
 
@@ -162,5 +223,6 @@ DEFINITIONS: list[CommandDefinition] = [
            _flush, _parse_flush),
     define(b"FLUSHALL", -1, "write", (0, 0, 0), "@keyspace @write @slow @dangerous",
            _flush, _parse_flush),
+    define(b"MEMORY", -2, "readonly", (2, 2, 1), "@read @slow", _memory_usage, _parse_memory),
     define(SWEEP, 1, "write", (0, 0, 0), "@keyspace @write @slow", _sweep, internal=True),
 ]
