@@ -57,6 +57,8 @@ def test_hash_and_set_commands_answer_like_redis_over_resp3(cluster: LocalCluste
     assert set(client.scan_iter(_type="set")) >= {b"{g}tags", b"{g}other", b"{g}renamed"}
     assert list(client.scan_iter(_type="hash")) == [b"user:1"]
     assert sorted(client.hscan_iter("user:1")) == [(b"name", b"ada"), (b"visits", b"5")]
+    assert client.command_getkeys("SINTERCARD", "2", "{g}a", "{g}b", "LIMIT", "1") == [
+        b"{g}a", b"{g}b"]
     client.close()
 
 
