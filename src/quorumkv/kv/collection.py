@@ -16,13 +16,15 @@ commands answer an error naming HSCAN/SSCAN, as KEYS names SCAN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from quorumkv import limits
 from quorumkv.invariant import invariant
 from quorumkv.kv import layout, members
 from quorumkv.kv.keyspace import Keyspace
-from quorumkv.kv.reply import WRONGTYPE, ErrorReply
+from quorumkv.kv.reply import WRONGTYPE, ErrorReply, Reply
+from quorumkv.kv.spec import Arguments
 from quorumkv.kv.store import KeyValueStore
 
 
@@ -294,3 +296,39 @@ def _random_by_position(store: KeyValueStore, collection: Collection, rng: Split
         picked[member] = value
         drawn.append((member, value))
     return drawn
+
+
+# ---- command bodies shared by hashes and sets ---------------------------------------------------
+
+
+def count_command(type_tag: int) -> Callable[[Keyspace, Arguments], Reply]:
+    """HLEN, SCARD: the member count, 0 for a missing key."""
+    def execute(keyspace: Keyspace, args: Arguments) -> Reply:
+        found = find(keyspace, args[0], type_tag)
+        if found is None or isinstance(found, ErrorReply):
+            return 0 if found is None else found
+        return found.count
+    return execute
+
+
+def contains_command(type_tag: int) -> Callable[[Keyspace, Arguments], Reply]:
+    """HEXISTS, SISMEMBER: 1 if the member is there, else 0."""
+    def execute(keyspace: Keyspace, args: Arguments) -> Reply:
+        found = find(keyspace, args[0], type_tag)
+        if found is None or isinstance(found, ErrorReply):
+            return 0 if found is None else found
+        return int(get(keyspace, found, args[1]) is not None)
+    return execute
+
+
+def remove_command(type_tag: int) -> Callable[[Keyspace, Arguments], Reply]:
+    """HDEL, SREM: how many of the named members were removed (the key goes with the last)."""
+    def execute(keyspace: Keyspace, args: Arguments) -> Reply:
+        found = find(keyspace, args[0], type_tag)
+        if found is None or isinstance(found, ErrorReply):
+            return 0 if found is None else found
+        removed = sum(delete(keyspace, found, member) for member in args[1:])
+        if removed:
+            save(keyspace, found)
+        return removed
+    return execute

@@ -112,7 +112,7 @@ def _hsetnx(keyspace: Keyspace, args: Arguments) -> Reply:
     return 1
 
 
-# ---- HGET, HMGET, HEXISTS, HSTRLEN, HLEN ----------------------------------------------------
+# ---- HGET, HMGET, HSTRLEN (HEXISTS, HLEN, HDEL: collection.py) ------------------------------
 
 
 def _hget(keyspace: Keyspace, args: Arguments) -> Reply:
@@ -131,39 +131,12 @@ def _hmget(keyspace: Keyspace, args: Arguments) -> Reply:
     return [collection.get(keyspace, found, field) for field in args[1:]]
 
 
-def _hexists(keyspace: Keyspace, args: Arguments) -> Reply:
-    found = _hash(keyspace, args[0])
-    if found is None or isinstance(found, ErrorReply):
-        return 0 if found is None else found
-    return int(collection.get(keyspace, found, args[1]) is not None)
-
-
 def _hstrlen(keyspace: Keyspace, args: Arguments) -> Reply:
     found = _hash(keyspace, args[0])
     if found is None or isinstance(found, ErrorReply):
         return 0 if found is None else found
     value = collection.get(keyspace, found, args[1])
     return 0 if value is None else len(value)
-
-
-def _hlen(keyspace: Keyspace, args: Arguments) -> Reply:
-    found = _hash(keyspace, args[0])
-    if found is None or isinstance(found, ErrorReply):
-        return 0 if found is None else found
-    return found.count
-
-
-# ---- HDEL -----------------------------------------------------------------------------------
-
-
-def _hdel(keyspace: Keyspace, args: Arguments) -> Reply:
-    found = _hash(keyspace, args[0])
-    if found is None or isinstance(found, ErrorReply):
-        return 0 if found is None else found
-    deleted = sum(collection.delete(keyspace, found, field) for field in args[1:])
-    if deleted:
-        collection.save(keyspace, found)
-    return deleted
 
 
 # ---- HGETALL, HKEYS, HVALS ------------------------------------------------------------------
@@ -359,10 +332,13 @@ DEFINITIONS: list[CommandDefinition] = [
     define(b"HSETNX", 4, "write denyoom fast", (1, 1, 1), "@write @hash @fast", _hsetnx),
     define(b"HGET", 3, "readonly fast", (1, 1, 1), "@read @hash @fast", _hget),
     define(b"HMGET", -3, "readonly fast", (1, 1, 1), "@read @hash @fast", _hmget),
-    define(b"HEXISTS", 3, "readonly fast", (1, 1, 1), "@read @hash @fast", _hexists),
+    define(b"HEXISTS", 3, "readonly fast", (1, 1, 1), "@read @hash @fast",
+           collection.contains_command(HASH)),
     define(b"HSTRLEN", 3, "readonly fast", (1, 1, 1), "@read @hash @fast", _hstrlen),
-    define(b"HLEN", 2, "readonly fast", (1, 1, 1), "@read @hash @fast", _hlen),
-    define(b"HDEL", -3, "write fast", (1, 1, 1), "@write @hash @fast", _hdel),
+    define(b"HLEN", 2, "readonly fast", (1, 1, 1), "@read @hash @fast",
+           collection.count_command(HASH)),
+    define(b"HDEL", -3, "write fast", (1, 1, 1), "@write @hash @fast",
+           collection.remove_command(HASH)),
     define(b"HGETALL", 2, "readonly", (1, 1, 1), "@read @hash @slow",
            _whole_hash(b"HGETALL", lambda rows: Map([(f, v) for f, v in rows]), Map([]))),
     define(b"HKEYS", 2, "readonly", (1, 1, 1), "@read @hash @slow",

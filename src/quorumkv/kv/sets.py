@@ -52,7 +52,7 @@ def _is_member(keyspace: Keyspace, found: Collection, member: bytes) -> bool:
     return collection.get(keyspace, found, member) is not None
 
 
-# ---- SADD, SREM -----------------------------------------------------------------------------
+# ---- SADD (SREM, SCARD, SISMEMBER: collection.py) -----------------------------------------------------------------------------
 
 
 def _sadd(keyspace: Keyspace, args: Arguments) -> Reply:
@@ -68,31 +68,7 @@ def _sadd(keyspace: Keyspace, args: Arguments) -> Reply:
     return added
 
 
-def _srem(keyspace: Keyspace, args: Arguments) -> Reply:
-    found = _set(keyspace, args[0])
-    if found is None or isinstance(found, ErrorReply):
-        return 0 if found is None else found
-    removed = sum(collection.delete(keyspace, found, member) for member in args[1:])
-    if removed:
-        collection.save(keyspace, found)
-    return removed
-
-
 # ---- SCARD, SISMEMBER, SMISMEMBER, SMEMBERS -------------------------------------------------
-
-
-def _scard(keyspace: Keyspace, args: Arguments) -> Reply:
-    found = _set(keyspace, args[0])
-    if found is None or isinstance(found, ErrorReply):
-        return 0 if found is None else found
-    return found.count
-
-
-def _sismember(keyspace: Keyspace, args: Arguments) -> Reply:
-    found = _set(keyspace, args[0])
-    if found is None or isinstance(found, ErrorReply):
-        return 0 if found is None else found
-    return int(_is_member(keyspace, found, args[1]))
 
 
 def _smismember(keyspace: Keyspace, args: Arguments) -> Reply:
@@ -373,9 +349,12 @@ def _sscan(keyspace: Keyspace, request: MemberScanRequest) -> Reply:
 
 DEFINITIONS: list[CommandDefinition] = [
     define(b"SADD", -3, "write denyoom fast", (1, 1, 1), "@write @set @fast", _sadd),
-    define(b"SREM", -3, "write fast", (1, 1, 1), "@write @set @fast", _srem),
-    define(b"SCARD", 2, "readonly fast", (1, 1, 1), "@read @set @fast", _scard),
-    define(b"SISMEMBER", 3, "readonly fast", (1, 1, 1), "@read @set @fast", _sismember),
+    define(b"SREM", -3, "write fast", (1, 1, 1), "@write @set @fast",
+           collection.remove_command(SET)),
+    define(b"SCARD", 2, "readonly fast", (1, 1, 1), "@read @set @fast",
+           collection.count_command(SET)),
+    define(b"SISMEMBER", 3, "readonly fast", (1, 1, 1), "@read @set @fast",
+           collection.contains_command(SET)),
     define(b"SMISMEMBER", -3, "readonly fast", (1, 1, 1), "@read @set @fast", _smismember),
     define(b"SMEMBERS", 2, "readonly", (1, 1, 1), "@read @set @slow", _smembers),
     define(b"SRANDMEMBER", -2, "readonly", (1, 1, 1), "@read @set @slow",
