@@ -204,9 +204,10 @@ serve the reads of committed entries (apply) and of recent ones (replication) wi
 log_tail_bytes_max = 8 * 1024 * 1024
 """Bytes (Entry.size_bytes) of one shard's in-memory log tail at most."""
 
-apply_cache_entries_max = 16_384
-"""Slot key counts one shard's apply cache keeps in memory (host/shard_view.py): one per hash
-slot, so it holds all of them; past the bound it starts over."""
+apply_cache_entries_max = 32_768
+"""Slot key counts and collection version counters one shard's apply cache keeps in memory
+(host/shard_view.py): one of each per hash slot, so it holds all of them; past the bound it
+starts over."""
 
 rocksdb_block_cache_bytes = 64 * 1024 * 1024
 """Bytes of the block cache shared by all column families (data, index and filter blocks)."""
