@@ -62,14 +62,12 @@ def find(keyspace: Keyspace, key: bytes, type_tag: int) -> Collection | ErrorRep
 def find_or_create(keyspace: Keyspace, key: bytes, type_tag: int) -> Collection | ErrorReply:
     """The live collection at `key`, a new empty one if there is none, or WRONGTYPE."""
     found = find(keyspace, key, type_tag)
-    if found is not None:
-        return found
-    return Collection(key, type_tag, layout.slot_bytes(layout.data_key(key)), 0, 0, 0, False)
+    return new_collection(key, type_tag) if found is None else found
 
 
-def new_collection(keyspace: Keyspace, key: bytes, type_tag: int) -> Collection:
-    """A new, empty collection that will replace whatever `key` holds (the STORE commands);
-    the key must have been looked up."""
+def new_collection(key: bytes, type_tag: int) -> Collection:
+    """A new, empty collection at `key`; saving it replaces whatever the key holds (the STORE
+    commands), which must have been looked up in the same Keyspace."""
     return Collection(key, type_tag, layout.slot_bytes(layout.data_key(key)), 0, 0, 0, False)
 
 

@@ -100,7 +100,7 @@ def _move_members(keyspace: Keyspace, source: bytes, destination: bytes,
     rows = collection.all_members(keyspace.store, found)
     if rows is None:
         return collection.too_many_members_error(b"RENAME across hash slots", b"a {hash tag}")
-    target = collection.new_collection(keyspace, destination, record.type_tag)
+    target = collection.new_collection(destination, record.type_tag)
     for member, value in rows:
         collection.put(keyspace, target, member, value, exists=False)
         keyspace.store.delete(layout.member_key(found.prefix, member))

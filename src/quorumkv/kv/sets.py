@@ -179,7 +179,7 @@ def _smove(keyspace: Keyspace, args: Arguments) -> Reply:
         return 0
     collection.save(keyspace, source)
     target = destination if destination is not None else collection.new_collection(
-        keyspace, destination_key, SET)
+        destination_key, SET)
     if collection.put(keyspace, target, member, b""):
         collection.save(keyspace, target)
     return 1
@@ -294,7 +294,7 @@ def _set_operation_store(operation: bytes) -> Callable[[Keyspace, Arguments], Re
         if not result:
             keyspace.remove(destination)
             return 0
-        target = collection.new_collection(keyspace, destination, SET)
+        target = collection.new_collection(destination, SET)
         for member in result:
             collection.put(keyspace, target, member, b"", exists=False)
         collection.save(keyspace, target)
