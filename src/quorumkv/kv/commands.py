@@ -53,6 +53,12 @@ def is_write(name: bytes) -> bool:
     return definition is not None and definition.spec.is_write
 
 
+def is_random_read(name: bytes) -> bool:
+    """Whether `name` is a read answering a random draw (served by the leader only)."""
+    definition = definition_of(name)
+    return definition is not None and definition.spec.random
+
+
 def keys_of(name: bytes, args: Arguments) -> list[bytes]:
     """The keys command `name` touches, by its spec's key positions (for routing by slot)."""
     definition = definition_of(name)

@@ -350,6 +350,6 @@ DEFINITIONS: list[CommandDefinition] = [
     define(b"HINCRBYFLOAT", 4, "write denyoom fast", (1, 1, 1), "@write @hash @fast",
            _hincrbyfloat, _parse_hincrbyfloat),
     define(b"HRANDFIELD", -2, "readonly", (1, 1, 1), "@read @hash @slow",
-           _hrandfield, _parse_hrandfield),
+           _hrandfield, _parse_hrandfield, random=True),
     define(b"HSCAN", -3, "readonly", (1, 1, 1), "@read @hash @slow", _hscan, parse_member_scan),
 ]

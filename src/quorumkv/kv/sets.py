@@ -358,7 +358,7 @@ DEFINITIONS: list[CommandDefinition] = [
     define(b"SMISMEMBER", -3, "readonly fast", (1, 1, 1), "@read @set @fast", _smismember),
     define(b"SMEMBERS", 2, "readonly", (1, 1, 1), "@read @set @slow", _smembers),
     define(b"SRANDMEMBER", -2, "readonly", (1, 1, 1), "@read @set @slow",
-           _srandmember, _parse_srandmember),
+           _srandmember, _parse_srandmember, random=True),
     define(b"SPOP", -2, "write fast", (1, 1, 1), "@write @set @fast", _spop, _parse_spop),
     define(b"SMOVE", 4, "write fast", (1, 2, 1), "@write @set @fast", _smove),
     define(b"SINTER", -2, "readonly", (1, -1, 1), "@read @set @slow",
