@@ -1,6 +1,6 @@
 """The generic key commands: DEL, UNLINK, EXISTS, TYPE, RENAME, RENAMENX, DBSIZE, FLUSHDB,
-FLUSHALL (the iterating ones, SCAN, KEYS and RANDOMKEY, live in kv/scan.py; the expiry ones
-in kv/expiry.py).
+FLUSHALL, MEMORY USAGE (the iterating ones, SCAN, KEYS and RANDOMKEY, live in kv/scan.py; the
+expiry ones in kv/expiry.py).
 
 UNLINK is DEL: a shard's deletion costs the same either way here, and for a collection it is
 already lazy (its members are released: kv/members.py). DBSIZE adds up the per-slot key counts
@@ -14,6 +14,9 @@ are filed under the slot and the collection's version, not the key): O(1) whatev
 like Redis. Across slots (possible for plain clients when both slots are on one shard) its
 members are copied under the destination's slot, one record each, in the same entry; a
 collection of more than limits.collection_read_members_max members is refused there.
+
+MEMORY USAGE answers the bytes of the key's records in the store (a collection's members
+estimated from a sample, as Redis samples); MEMORY's other subcommands have no meaning here.
 
 QKV.SWEEP is the internal entry the leader proposes while released members remain: it deletes
 up to limits.sweep_records_per_entry_max of them, the same ones on every replica.
