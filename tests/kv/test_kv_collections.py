@@ -3,6 +3,8 @@ size, O(1) deletion with a bounded sweep, versions that never resurrect old memb
 
 from __future__ import annotations
 
+import pytest
+
 from quorumkv import limits
 from quorumkv.kv import layout, state_machine
 from quorumkv.kv.command import Command
@@ -213,26 +215,21 @@ def test_flushall_keeps_version_counters() -> None:
     assert shard("SMEMBERS s") == SetReply([b"new"])
 
 
-def test_too_big_a_read_is_refused_with_the_scan_command_to_use(monkeypatch: object) -> None:
+def test_too_big_a_read_is_refused_with_the_scan_command_to_use(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """HGETALL and SMEMBERS of a collection beyond limits.collection_read_members_max answer an
     error naming HSCAN/SSCAN instead of building an unbounded reply."""
-    import pytest
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(limits, "collection_read_members_max", 20)
-    try:
-        shard = Shard()
-        fill(shard, "HSET", "h", 30, with_values=True)
-        fill(shard, "SADD", "s", 30, with_values=False)
-        for command, scan in (("HGETALL h", b"HSCAN"), ("SMEMBERS s", b"SSCAN"),
-                              ("SUNION s", b"SSCAN")):
-            reply = shard(command)
-            assert getattr(reply, "message", b"").startswith(b"ERR") and scan in reply.message
-        assert len(shard("HRANDFIELD h 5")) == 5  # type: ignore[arg-type]
-        assert len(shard("SRANDMEMBER s -7")) == 7  # type: ignore[arg-type]
-        assert shard("SPOP s") is not None
-    finally:
-        patch.undo()
+    monkeypatch.setattr(limits, "collection_read_members_max", 20)
+    shard = Shard()
+    fill(shard, "HSET", "h", 30, with_values=True)
+    fill(shard, "SADD", "s", 30, with_values=False)
+    for command, scan in (("HGETALL h", b"HSCAN"), ("SMEMBERS s", b"SSCAN"),
+                          ("SUNION s", b"SSCAN")):
+        reply = shard(command)
+        assert getattr(reply, "message", b"").startswith(b"ERR") and scan in reply.message
+    assert len(shard("HRANDFIELD h 5")) == 5  # type: ignore[arg-type]
+    assert len(shard("SRANDMEMBER s -7")) == 7  # type: ignore[arg-type]
+    assert shard("SPOP s") is not None
 
 
 def test_commands_from_the_log_replay_to_identical_stores() -> None:
@@ -246,3 +243,16 @@ def test_commands_from_the_log_replay_to_identical_stores() -> None:
     replies = [[state_machine.apply(store, command) for command in commands] for store in stores]
     assert replies[0] == replies[1]
     assert stores[0].items() == stores[1].items()
+
+
+def test_a_collection_is_bounded_in_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HSET and SADD that would take a collection past limits.collection_members_max are
+    refused whole; below it they proceed."""
+    monkeypatch.setattr(limits, "collection_members_max", 3)
+    shard = Shard()
+    assert shard("HSET h a 1 b 2") == 2
+    refused = shard("HSET h c 3 d 4")
+    assert getattr(refused, "message", b"").startswith(b"ERR a collection holds at most 3")
+    assert shard("HLEN h") == 2
+    assert shard("SADD s a b c") == 3
+    assert getattr(shard("SADD s d"), "message", b"").startswith(b"ERR a collection")

@@ -11,7 +11,11 @@ member went, deletes the key, as Redis does with an empty collection.
 Reading many members (`page`, `all_members`) walks the member records in their order (CRC32 of
 the member, then its bytes) in pages of `limits.store_page_records_max`; `all_members` refuses
 (returns None) a collection of more than `limits.collection_read_members_max` members, and the
-commands answer an error naming HSCAN/SSCAN, as KEYS names SCAN.
+commands answer an error naming HSCAN/SSCAN, as KEYS names SCAN. HSCAN/SSCAN (`scan_members`)
+page through the same order by 32-bit position, as SCAN does through keys; random picks
+(`random_members`) draw from SplitMix64, seeded from the entry or the read, never from a
+replica's own generator. The command bodies HLEN/SCARD, HEXISTS/SISMEMBER and HDEL/SREM share
+are at the end.
 """
 
 from __future__ import annotations
