@@ -222,6 +222,26 @@ store_page_records_max = 1_024
 random_key_records_max = 1_000
 """Stored keys RANDOMKEY looks at, skipping expired ones, before answering nil."""
 
+collection_members_max = 2**32 - 1
+"""Members (fields, elements) one collection holds at most, as in Redis; a write that would
+add more is refused."""
+
+collection_read_members_max = 1_000_000
+"""Members one command reads from one collection at most in one go (HGETALL, SMEMBERS, SINTER,
+a cross-slot RENAME...), and elements one reply carries (HRANDFIELD/SRANDMEMBER with a count):
+beyond it the command fails and names HSCAN/SSCAN. Random picks are exactly uniform up to
+this size, close to uniform beyond it (kv/collection.py)."""
+
+collection_inline_release_members_max = 64
+"""Members of a deleted or overwritten collection deleted in the same entry; a bigger one
+leaves a garbage record for QKV.SWEEP entries (kv/members.py)."""
+
+sweep_records_per_entry_max = 4_096
+"""Member records of released collections one QKV.SWEEP entry deletes at most."""
+
+set_operation_keys_max = 1_024
+"""Keys one SINTER/SUNION/SDIFF (and STORE, SINTERCARD) names at most."""
+
 # ---- Storage (RocksDB) ----------------------------------------------------------------------
 
 log_tail_entries_max = 4_096
@@ -231,9 +251,10 @@ serve the reads of committed entries (apply) and of recent ones (replication) wi
 log_tail_bytes_max = 8 * 1024 * 1024
 """Bytes (Entry.size_bytes) of one shard's in-memory log tail at most."""
 
-apply_cache_entries_max = 16_384
-"""Slot key counts one shard's apply cache keeps in memory (host/shard_view.py): one per hash
-slot, so it holds all of them; past the bound it starts over."""
+apply_cache_entries_max = 32_768
+"""Slot key counts and collection version counters one shard's apply cache keeps in memory
+(host/shard_view.py): one of each per hash slot, so it holds all of them; past the bound it
+starts over."""
 
 rocksdb_block_cache_bytes = 64 * 1024 * 1024
 """Bytes of the block cache shared by all column families (data, index and filter blocks)."""

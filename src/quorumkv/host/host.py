@@ -345,6 +345,8 @@ class Host:
             if due:
                 command = kv_state_machine.expire_delete_command(due, now)
                 self._propose_command(replica, command, self._count_expired)
+            if kv_state_machine.sweep_needed(view):  # released collections' members
+                self._propose_command(replica, kv_state_machine.sweep_command(now), None)
 
     # ---- the Ready driver ----------------------------------------------------------------------
 

@@ -483,7 +483,8 @@ def _command_getkeys(argv: tuple[bytes, ...]) -> Reply:
         return ErrorReply(b"ERR Invalid command specified")
     if not spec.arity_ok(len(argv) - 1):
         return ErrorReply(b"ERR Invalid number of arguments specified for command")
-    keys = kv_commands.keys_of(argv[0].upper(), argv[1:]) if spec.first_key else []
+    keys = kv_commands.keys_of(argv[0].upper(), argv[1:]) \
+        if spec.first_key or spec.numkeys_index else []
     if not keys:
         return ErrorReply(b"ERR The command has no key arguments")
     return list(keys)
