@@ -256,3 +256,14 @@ def test_a_collection_is_bounded_in_members(monkeypatch: pytest.MonkeyPatch) -> 
     assert shard("HLEN h") == 2
     assert shard("SADD s a b c") == 3
     assert getattr(shard("SADD s d"), "message", b"").startswith(b"ERR a collection")
+
+
+def test_a_collection_with_a_ttl_overwritten_leaves_no_expiry_entry() -> None:
+    """A hash with a TTL replaced by a string without one (SET) drops its expiry index entry
+    and its expiry count, as a string overwritten the same way does."""
+    shard = Shard()
+    shard(("HSET", "h", "f", "v"))
+    shard(("PEXPIRE", "h", "100000"))
+    shard(("SET", "h", "x"))
+    assert shard(("PTTL", "h")) == -1
+    check_layout(shard.store)

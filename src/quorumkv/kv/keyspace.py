@@ -78,11 +78,12 @@ class Keyspace:
         self.store.put(stored_key, layout.encode_record(type_tag, expiry_ms, payload))
         if previous is None:
             self._add_to_count(stored_key, 1)
-        elif layout.is_collection(previous.type_tag) and (
-                previous.type_tag != type_tag or previous.payload[:8] != payload[:8]):
-            members.release_record(self.store, stored_key, previous)  # overwritten
-        elif previous.expiry_ms != expiry_ms and previous.expiry_ms:
-            self.store.delete(layout.expiry_key(previous.expiry_ms, stored_key))
+        else:
+            if layout.is_collection(previous.type_tag) and (
+                    previous.type_tag != type_tag or previous.payload[:8] != payload[:8]):
+                members.release_record(self.store, stored_key, previous)  # overwritten
+            if previous.expiry_ms != expiry_ms and previous.expiry_ms:
+                self.store.delete(layout.expiry_key(previous.expiry_ms, stored_key))
         if expiry_ms and (previous is None or previous.expiry_ms != expiry_ms):
             self.store.put(layout.expiry_key(expiry_ms, stored_key), b"")
         previous_expiry_ms = 0 if previous is None else previous.expiry_ms
