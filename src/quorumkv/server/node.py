@@ -21,6 +21,8 @@ on the very first start), load the replicas, listen for peers and clients, start
 Stop (SIGTERM, SIGINT): stop accepting and reading clients, hand leadership of every shard this
 node leads to the most caught-up follower, let in-flight commands finish (bounded), answer the
 rest definitely (or -UNKNOWN when a write may have been proposed), sync, close the store.
+The driver stops before anything it uses closes: ticks, inputs and `_drive` end first, then the
+gate (handing over a cycle still on its worker), then clients, peers and the store.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class ServerNode:
         self._next_tick = 0.0
         self._stop = asyncio.Event()
         self._stopping = False
+        self._driving = True  # False once shutdown stopped the driver, for good
         self._failed = False
         self.exit_code = 0
         self.last_store_figures: dict[str, int] = {}  # info.store_figures
@@ -184,13 +187,13 @@ class ServerNode:
 
     def schedule(self) -> None:
         """Make sure the driver runs once the loop has handled what is readable now."""
-        if not self._drive_pending:
+        if not self._drive_pending and self._driving:
             self._drive_pending = True
             self._loop().call_soon(self._drive)
 
     def _drive(self) -> None:
         self._drive_pending = False
-        if self._failed:
+        if self._failed or not self._driving:
             return
         self.drives += 1
         try:
@@ -218,7 +221,7 @@ class ServerNode:
         self.clients.flush()
 
     def _tick(self) -> None:
-        if self._failed:
+        if self._failed or not self._driving:
             return
         loop = self._loop()
         interval = self.config.tick_ms / 1000
@@ -259,6 +262,8 @@ class ServerNode:
     # ---- peer inputs ------------------------------------------------------------------------
 
     def _on_peer_record(self, source: int, record: PeerRecord) -> None:
+        if not self._driving:
+            return  # shutting down: nothing more reaches the host (Raft tolerates the loss)
         if isinstance(record, ForwardRequest):
             self.dispatcher.serve_forward(record)
         elif isinstance(record, ForwardResponse):
@@ -299,18 +304,25 @@ class ServerNode:
             await self._wait(lambda: self.dispatcher.in_flight() == 0,
                              self.config.shutdown_transfer_timeout_ms)
         await self._wait(lambda: not self.gate.busy, self.config.shutdown_transfer_timeout_ms)
+        self._stop_driving()
         self.dispatcher.fail_all("the node is shutting down")
-        if not self.gate.busy and not self._failed:
+        if not self._failed:
             self.host.fail_pending(errors.OutcomeUnknown(0, "the node is shutting down"))
         self.clients.flush()
         await self.clients.close()
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
         self.transport.flush()
         await self.transport.close()
-        self.gate.close()  # waits for a cycle still running on the worker
         self._close_store()
         log.info("node %d: stopped", self.node_id)
+
+    def _stop_driving(self) -> None:
+        """End the driver before what it uses closes: no tick, input or `_drive` runs a cycle
+        from now on, and the gate hands over a cycle still running on its worker (its sends
+        and replies go out below) before its executor shuts down (host_gate.py, "Closing")."""
+        self._driving = False
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self.gate.close()
 
     def _close_store(self) -> None:
         store = self.store
