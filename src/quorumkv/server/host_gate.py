@@ -112,6 +112,11 @@ class HostGate:
     def transfer_leader(self, shard_id: int, target: int) -> None:
         self._call(lambda: self.host.transfer_leader(shard_id, target))
 
+    def call(self, action: Callable[[], None]) -> None:
+        """Run `action` (which may use the host or its store) on the loop thread while no
+        cycle runs: now, or before the next cycle starts."""
+        self._call(action)
+
     def _call(self, action: Callable[[], None]) -> None:
         if self._busy:
             self._deferred.append(action)

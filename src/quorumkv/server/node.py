@@ -50,18 +50,25 @@ from quorumkv.codec.peer import (
 from quorumkv.host.host import Host, HostConfig
 from quorumkv.invariant import invariant
 from quorumkv.server.cluster_state import ClusterState, is_write_command, validate_command
-from quorumkv.server.config import ServerConfig
+from quorumkv.server.config import ConfigError, ServerConfig
 from quorumkv.server.dispatcher import Dispatcher
 from quorumkv.server.host_gate import BufferedTransport, HostGate
 from quorumkv.server.membership import Membership, establish
 from quorumkv.server.peer_transport import PeerTransport
 from quorumkv.server.resp_server import ClientServer
+from quorumkv.server.storage_identity import (
+    PEER_STORAGE_IDS_META,
+    PeerStorageIds,
+    storage_id_of,
+)
 from quorumkv.storage.protocols import NodeStore, WriteBatch
 
 log = logging.getLogger("quorumkv.node")
 
 EXIT_BUG = 70  # EX_SOFTWARE: an invariant broke
 EXIT_STORAGE = 1  # the store failed in a way the node cannot work around
+EXIT_STORAGE_LOST = 78  # EX_CONFIG: this data directory lost what the node held (restarting
+# on it again gives the same refusal: storage_identity.py)
 
 
 def open_rocksdb_store(path: Path) -> NodeStore:
@@ -123,6 +130,13 @@ class ServerNode:
         if not config.sync:
             store = cast(NodeStore, _UnsyncedStore(store))
         self.store = store
+        self.storage_id, created = storage_id_of(store)
+        try:
+            self.peer_storage = PeerStorageIds.load(store)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"data directory {config.data_dir}: the record of the peers' "
+                              f"storage ids is unreadable ({error}); run the quorumkv "
+                              "version that wrote it") from error
         membership = establish(store, config)
         self.membership = membership
         # A restart without flags finds its own addresses in the stored membership.
@@ -132,7 +146,9 @@ class ServerNode:
         self.transport = PeerTransport(
             node_id, membership.cluster_id,
             {n: e.peer_address for n, e in membership.peers.items()},
-            self._on_peer_record, on_peer_down=self._on_peer_down)
+            self._on_peer_record, on_peer_down=self._on_peer_down,
+            storage_id=self.storage_id, peer_storage=self.peer_storage,
+            on_storage_learned=self._on_storage_learned, on_storage_lost=self._on_storage_lost)
         buffered = BufferedTransport(self.transport)
         self.host = Host(node_id, store, buffered, random.Random(),
                          clock_ms=lambda: int(time.time() * 1000),
@@ -163,9 +179,10 @@ class ServerNode:
         await self.clients.start(config.client_address())
         self._next_tick = self._loop().time()
         self._tick()
-        log.info("node %d of cluster %r: clients on %s, peers on %s, data in %s", node_id,
-                 membership.cluster_id, config.client_address(), config.peer_address(),
-                 config.data_dir)
+        log.info("node %d of cluster %r: clients on %s, peers on %s, data in %s (storage id "
+                 "%s%s)", node_id, membership.cluster_id, config.client_address(),
+                 config.peer_address(), config.data_dir, self.storage_id,
+                 ", new" if created else "")
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         invariant(self.loop is not None, "the node is used before start()")
@@ -250,7 +267,10 @@ class ServerNode:
         exit 70) or a storage error the node cannot work around (exit 1), going on could
         acknowledge what is not durable."""
         self._failed = True
-        if isinstance(error, errors.QuorumKVError):
+        if isinstance(error, errors.StorageLost | errors.ReplicaStateLost):
+            log.critical("node %d: stopping: %s", self.node_id, error)
+            self.exit_code = EXIT_STORAGE_LOST
+        elif isinstance(error, errors.QuorumKVError):
             log.critical("node %d: stopping: %s", self.node_id, error)
             self.exit_code = EXIT_STORAGE
         else:
@@ -277,6 +297,32 @@ class ServerNode:
                 self._fail(error)
                 return
         self.schedule()
+
+    def _on_storage_learned(self, node_id: int, storage_id: str) -> None:
+        """A peer's first handshake: remember its storage id (in the store, which the gate
+        lets us write only between cycles)."""
+        log.info("node %d: node %d has storage id %s", self.node_id, node_id, storage_id)
+        self.gate.call(self._persist_peer_storage)
+
+    def _persist_peer_storage(self) -> None:
+        try:
+            self.require_store().put_meta(PEER_STORAGE_IDS_META, self.peer_storage.encode())
+        except errors.DiskFull as error:  # kept in memory; learned again after a restart
+            log.warning("node %d: cannot record the peers' storage ids: %s", self.node_id,
+                        error)
+        except Exception as error:
+            self._fail(error)
+
+    def _on_storage_lost(self, refused_by: int, known_storage_id: str) -> None:
+        """A peer knows this node id with another storage: this data directory is not the
+        one the node ran with. Stop, rather than act as replicas whose data is gone."""
+        if not self._failed:
+            self._fail(errors.StorageLost(self.node_id, str(self.config.data_dir),
+                                          self.storage_id, refused_by, known_storage_id))
+
+    def require_store(self) -> NodeStore:
+        invariant(self.store is not None, "the node is used before start()")
+        return cast(NodeStore, self.store)
 
     def _on_peer_down(self, node_id: int) -> None:
         self.dispatcher.on_peer_down(node_id)
