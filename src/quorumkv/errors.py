@@ -170,7 +170,7 @@ class DiskFull(StorageError):
         self.path = path
         super().__init__(
             f"disk full under {path}: writes are refused until space is freed on that disk "
-            "(the node resumes by itself); reads of this node's data are still answered"
+            "(the node resumes by itself, no restart needed)"
         )
 
 

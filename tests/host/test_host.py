@@ -177,3 +177,33 @@ def test_a_leader_transfer_asked_of_a_replica_without_a_known_leader_is_dropped(
     host.transfer_leader(1, 2)  # no leader known yet: dropped
     leader = elect(cluster)
     assert cluster.call(leader, b"SET", b"k", b"v") == SimpleString(b"OK")
+
+
+def test_a_stalled_sole_voter_answers_reads_from_its_applied_state() -> None:
+    """While a full disk stalls the only voter of a shard, reads answer the applied values (no
+    other replica can commit) and writes are refused; disk_full_since_ms is set while stalled
+    and cleared once the stalled cycle completes."""
+    import random
+
+    from quorumkv.storage.faulty_disk import FaultyDiskStore
+
+    cluster = Cluster(1, store_factory=lambda n: FaultyDiskStore(random.Random(n), torn_probability=0.0))
+    leader = elect(cluster)
+    host = cluster.hosts[leader]
+    assert cluster.call(leader, b"SET", b"k", b"before") == SimpleString(b"OK")
+    cluster.stores[leader].fail_writes_next(1_000_000)
+    pending: list[object] = []
+    host.submit(1, b"SET", (b"k", b"during"), pending.append)
+    host.process()  # stalls at persist
+    assert host.disk_full_since_ms is not None
+    answers: list[object] = []
+    for name, args in ((b"GET", (b"k",)), (b"EXISTS", (b"k",)), (b"STRLEN", (b"k",))):
+        host.submit(1, name, args, answers.append)
+    assert answers == [b"before", 1, 6]
+    refused: list[object] = []
+    host.submit(1, b"SET", (b"k", b"refused"), refused.append)
+    assert isinstance(refused[0], errors.DiskFull)
+    cluster.stores[leader].fail_writes_next(0)
+    cluster.run_until(lambda: bool(pending))
+    assert pending == [SimpleString(b"OK")] and host.disk_full_since_ms is None
+    assert cluster.call(leader, b"GET", b"k") == b"during"

@@ -15,8 +15,12 @@ and `process()` whenever there may be work; `process()` is THE Ready driver. One
 5. complete proposals and reads, then advance each core.
 
 Persisting before sending is the Raft contract: no vote or acknowledgement leaves before what
-it promises is on disk. A full disk stalls the driver at the failed step, which is retried on
-the next call; client writes are refused meanwhile with errors.DiskFull.
+it promises is on disk. A step with nothing to write (a Ready of messages or read states only)
+writes nothing, so a node whose disk is full keeps confirming reads until something must be
+persisted. A full disk stalls the driver at the failed step, which is retried on the next call;
+client writes are refused meanwhile with errors.DiskFull, and reads of a shard whose only voter
+is this node are answered from its applied state (see `_read_while_stalled`).
+`disk_full_since_ms` tells the shell when the stall began (None: not stalled).
 
 Replica ids are node ids for now; shards, epochs and placement come from the metadata shard
 (a later issue), through `bootstrap_shard` and `create_replica`.
@@ -140,6 +144,7 @@ class Host:
         self._read_context_prefix = node_id.to_bytes(8, "big") + clock_ms().to_bytes(8, "big")
         self._ticks = 0
         self._stall: _Stall | None = None
+        self.disk_full_since_ms: int | None = None  # when the current stall began
         self._completions: list[tuple[Done, object]] = []
         self.dropped_messages = 0
 
@@ -276,7 +281,7 @@ class Host:
 
     def _read(self, replica: Replica, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
         if self._stall is not None:
-            done(errors.DiskFull(STALLED_STORE))
+            self._read_while_stalled(replica, name, args, done)
             return
         # Unique across the group and across restarts: a follower's read index request is
         # forwarded to the leader, which tells requests apart by context alone.
@@ -288,6 +293,26 @@ class Host:
             done(error)
             return
         replica.reads[context] = PendingRead(name, args, done)
+
+    def _read_while_stalled(self, replica: Replica, name: bytes, args: tuple[bytes, ...],
+                            done: Done) -> None:
+        """A read while a full disk stalls the cores. If this node is the shard's only voter,
+        no other replica can commit anything, and every write acknowledged so far was
+        acknowledged only after its effects were written (the apply step): the applied state
+        holds every acknowledged write and only grows, so a read of it now is linearizable.
+        Otherwise another leader may be committing writes this frozen core cannot see: the
+        read is refused (definite; clients of the shard's other replicas are served)."""
+        conf = replica.applied.conf_state
+        if conf.voters != (self.node_id,) or conf.voters_outgoing:
+            done(errors.DiskFull(STALLED_STORE))
+            return
+        try:
+            view = ReadView(self.store.shard(replica.shard_id))
+            reply = replica.state_machine.read(view, name, args, self._clock_ms())
+        except errors.StorageError as error:
+            done(error)
+            return
+        done(reply)
 
     def propose_conf_change(self, shard_id: int, change: ConfChange, done: Done | None) -> None:
         replica = self._replicas[shard_id]
@@ -335,8 +360,10 @@ class Host:
 
     def process(self) -> bool:
         """Run one Ready cycle over every shard; returns whether there was anything to do."""
-        if self._stall is not None and not self._resume():
-            return False
+        if self._stall is not None:
+            if not self._resume():
+                return False
+            self.disk_full_since_ms = None
         readies = [(r, r.node.ready()) for r in self._replicas.values() if r.node.has_ready()]
         if not readies:
             self._fire_completions()
@@ -373,7 +400,9 @@ class Host:
             work.step = "apply"
         invariant(work.apply_batch is not None, "apply step without its batch")
         assert work.apply_batch is not None
-        if not self._try(work, lambda _: self.store.write(work.apply_batch, sync=False), None):
+        applied_any = any(ready.committed_entries for _, ready in work.readies)
+        if applied_any and not self._try(
+                work, lambda _: self.store.write(work.apply_batch, sync=False), None):
             return
         self._completions.extend(work.completions)
         now = self._clock_ms()
@@ -387,6 +416,8 @@ class Host:
             step(argument)
         except errors.DiskFull:
             self._stall = work
+            if self.disk_full_since_ms is None:
+                self.disk_full_since_ms = self._clock_ms()
             return False
         return True
 
@@ -408,7 +439,9 @@ class Host:
             if ready.hard_state is not None:
                 batch.set_hard_state(replica.shard_id, ready.hard_state)
             sync = sync or ready.must_sync
-        self.store.write(batch, sync=sync)
+        if sync or any(r.snapshot is not None or r.entries or r.hard_state is not None
+                       for _, r in readies):
+            self.store.write(batch, sync=sync)  # else nothing to persist: no write at all
         for replica, ready in readies:
             if ready.snapshot is not None:
                 self._receiver.take_staged(replica.shard_id)

@@ -117,6 +117,7 @@ class ServerNode:
         self.ticks = 0
         self._next_statistics_tick = limits.shard_statistics_interval_ticks
         self.drives = 0
+        self.disk_full_logged_since: int | None = None  # host.disk_full_since_ms, as logged
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -224,12 +225,31 @@ class ServerNode:
         produced, and come back if inputs arrived meanwhile or work remains."""
         self._flush_outputs()
         if not self.gate.busy:
+            self._observe_disk_full()
             self.cluster.after_cycles()  # shard 0 may have applied a metadata change
             if self.ticks >= self._next_statistics_tick:
                 self._next_statistics_tick = self.ticks + limits.shard_statistics_interval_ticks
                 self.cluster.sample_statistics(int(time.time() * 1000), self.dispatcher.served)
         if self.dispatcher.retry_parked() or self.gate.has_deferred() or self.gate.more_work:
             self.schedule()  # let the loop read sockets first, then come back
+
+    def _observe_disk_full(self) -> None:
+        """Log once when a full disk stalls the host and once when it resumes (INFO
+        persistence shows it meanwhile: info.py)."""
+        since = self.host.disk_full_since_ms
+        if since == self.disk_full_logged_since:
+            return
+        if since is not None:
+            log.warning("node %d: disk full under %s: writes are refused until space is freed "
+                        "on that disk (the node resumes by itself); reads of shards whose only "
+                        "voter is this node are still answered here, reads of shards it led "
+                        "with other voters are refused here until then (their other replicas "
+                        "elect a leader and serve them)", self.node_id, self.config.data_dir)
+        else:
+            log.warning("node %d: disk space is back under %s after %.1f s: writes resumed",
+                        self.node_id, self.config.data_dir,
+                        (time.time() * 1000 - (self.disk_full_logged_since or 0)) / 1000)
+        self.disk_full_logged_since = since
 
     def _flush_outputs(self) -> None:
         """What a cycle produced leaves now, not after the next cycle's fsync: appends and
