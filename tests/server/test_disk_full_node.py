@@ -5,7 +5,6 @@ its data directory on a small tmpfs, redis-py)."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from quorumkv.server.local_cluster import LocalCluster, info_fields, wait_until
+from storage.test_disk_full import small_tmpfs  # tests/ is on sys.path (rootdir-relative)
 
 DISK_BYTES = 24 * 1024 * 1024
 HEADROOM_BYTES = 2 * 1024 * 1024
@@ -27,18 +27,8 @@ KEYS = 20
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 24 MB tmpfs mounted for the test (needs root), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs",
-                              str(mount)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", DISK_BYTES) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill_with_ballast(disk: Path) -> Path:
