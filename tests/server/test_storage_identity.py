@@ -107,3 +107,36 @@ def test_a_node_restarted_on_an_emptied_data_directory_is_refused_and_stops_once
             assert client.get(f"after:{node_id}:9") == b"v"
             assert "a bug stopped this node" not in cluster.log(node_id)
         assert cluster.is_running(1) and cluster.is_running(3)
+
+
+def test_a_node_restarted_on_an_older_copy_of_its_data_directory_stops_clearly(
+        tmp_path: Path) -> None:
+    """Node 2 restarted on an older copy of its own data directory (same storage id, a log
+    shorter than what it acknowledged) is stopped by its Raft core with ReplicaStateLost
+    (exit EXIT_STORAGE_LOST, shard, commit and last index named), not an invariant crash;
+    nodes 1 and 3 keep serving."""
+    with LocalCluster(tmp_path / "cluster", nodes=3) as cluster:
+        cluster.start()
+        cluster.wait_for_leader()
+        clients = {n: connect(cluster, n) for n in (1, 3)}
+        set_retrying(clients[1], "before", "copy")
+        assert cluster.stop(2) == 0
+        copy = tmp_path / "node2-copy"
+        shutil.copytree(cluster.data_dir(2), copy, symlinks=True)
+        cluster.start_node(2)
+        for i in range(KEYS):  # acknowledged by node 2 too (it is a voter of every shard)
+            set_retrying(clients[1], f"key:{i}", f"value:{i}")
+        cluster.wait_for_leader()
+        assert cluster.stop(2) == 0
+        shutil.rmtree(cluster.data_dir(2))
+        shutil.copytree(copy, cluster.data_dir(2), symlinks=True)
+
+        cluster.start_node(2, wait=False)
+        code = cluster.processes[2].wait(EXIT_TIMEOUT_S)
+        log = cluster.log(2)
+        assert code == EXIT_STORAGE_LOST, log[-3000:]
+        assert "lost entries it had acknowledged" in log and "but its log ends at" in log
+        assert "a bug stopped this node" not in log
+        for node_id in (1, 3):
+            assert clients[node_id].get(f"key:{KEYS - 1}") == f"value:{KEYS - 1}".encode()
+            set_retrying(clients[node_id], f"after:{node_id}", "v")
