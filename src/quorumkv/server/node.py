@@ -284,8 +284,9 @@ class ServerNode:
 
     def _fail(self, error: BaseException) -> None:
         """Stop driving the host for good and shut down: after a broken invariant (a bug,
-        exit 70) or a storage error the node cannot work around (exit 1), going on could
-        acknowledge what is not durable."""
+        exit 70) or a storage error the node cannot work around (exit 1; exit 78 when this
+        data directory lost what the node held), going on could acknowledge what is not
+        durable."""
         self._failed = True
         if isinstance(error, errors.StorageLost | errors.ReplicaStateLost):
             log.critical("node %d: stopping: %s", self.node_id, error)
