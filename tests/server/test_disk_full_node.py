@@ -103,3 +103,61 @@ def test_a_full_disk_keeps_reads_answering_and_says_so_once(tmp_path: Path,
         assert log.count("disk full under") == 1
         assert log.count("disk space is back under") == 1
         assert "a bug stopped this node" not in log
+
+
+def set_until_ok(client: redis.Redis, key: str, value: bytes) -> None:
+    """SET, retried while its answer says nothing happened or may have (bounded)."""
+    for _ in range(50):
+        try:
+            if client.set(key, value):
+                return
+        except redis.ResponseError as error:
+            assert str(error).startswith(("TRYAGAIN", "UNKNOWN")), error
+    raise AssertionError(f"{key}: no OK after 50 tries")
+
+
+def test_a_node_with_a_full_disk_in_a_three_node_cluster_keeps_serving_its_clients(
+        tmp_path: Path, small_disk: Path) -> None:
+    """Node 1 of three has its data directory on a tmpfs that fills up (it replicates every
+    write): its clients keep reading every key and writing (served by the leader the other
+    two elect), its INFO shows quorumkv_disk_full:1 and its log the start line once; once
+    space returns it catches up and logs the end line."""
+    base = tmp_path / "cluster"
+    base.mkdir()
+    (small_disk / "node1").mkdir()
+    (base / "node1").symlink_to(small_disk / "node1")
+    with LocalCluster(base, nodes=3, server_args=["--shards", "1"]) as cluster:
+        cluster.start()
+        cluster.wait_for_leader()
+        port = cluster.client_ports[1]
+        client = redis.Redis(port=port, protocol=2, socket_timeout=30,
+                             retry=Retry(NoBackoff(), 0))
+        for i in range(KEYS):
+            set_until_ok(client, f"key:{i}", f"value:{i}".encode())
+        ballast = fill_with_ballast(small_disk)
+
+        def full() -> bool:
+            return info_fields(port, b"persistence")["quorumkv_disk_full"] == "1"
+
+        for i in range(FILL_WRITES_MAX):
+            set_until_ok(client, f"big:{i}", os.urandom(VALUE_BYTES))
+            if full():
+                break
+        assert full(), f"node 1's disk not full after {FILL_WRITES_MAX} writes"
+
+        for i in range(KEYS):
+            assert client.get(f"key:{i}") == f"value:{i}".encode()
+            assert client.exists(f"key:{i}") == 1
+            assert client.strlen(f"key:{i}") == len(f"value:{i}")
+        set_until_ok(client, "during", b"full")
+        assert client.get("during") == b"full"
+        assert full()
+        assert cluster.log(1).count("disk full under") == 1
+
+        ballast.unlink()
+        wait_until(lambda: not full(), 60, "node 1 to resume once space is freed", poll_s=0.1)
+        log = cluster.log(1)
+        assert log.count("disk full under") == 1
+        assert log.count("disk space is back under") == 1
+        assert "a bug stopped this node" not in log
+        assert cluster.running() == [1, 2, 3]

@@ -17,9 +17,11 @@ and `process()` whenever there may be work; `process()` is THE Ready driver. One
 Persisting before sending is the Raft contract: no vote or acknowledgement leaves before what
 it promises is on disk. A step with nothing to write (a Ready of messages or read states only)
 writes nothing, so a node whose disk is full keeps confirming reads until something must be
-persisted. A full disk stalls the driver at the failed step, which is retried on the next call;
-client writes are refused meanwhile with errors.DiskFull, and reads of a shard whose only voter
-is this node are answered from its applied state (see `_read_while_stalled`).
+persisted. A full disk stalls the driver at the failed step, which is retried on the next call.
+Meanwhile, for a shard whose only voter is this node, client writes are refused with
+errors.DiskFull and reads are answered from its applied state (`_read_while_stalled`); for a
+shard with other voters, this replica stops counting as its leader and refuses client work with
+NotLeader, naming the leader its peers' (dropped) messages reveal, so commands are routed there.
 `disk_full_since_ms` tells the shell when the stall began (None: not stalled).
 
 Replica ids are node ids for now; shards, epochs and placement come from the metadata shard
@@ -65,6 +67,9 @@ log for the group's beginning: the leader must send it a snapshot, which carries
 membership. (TiKV does the same.)"""
 
 BOOTSTRAP_TERM = 5
+
+_LEADER_MESSAGES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT})
+"""Messages only a leader sends: while stalled, they name the shard's current leader."""
 
 STALLED_STORE = "this node's data directory"
 """What DiskFull names while a cycle is stalled (the host does not know the store's path)."""
@@ -145,6 +150,7 @@ class Host:
         self._ticks = 0
         self._stall: _Stall | None = None
         self.disk_full_since_ms: int | None = None  # when the current stall began
+        self._stalled_leaders: dict[int, tuple[int, int]] = {}  # shard: (term, leader) seen
         self._completions: list[tuple[Done, object]] = []
         self.dropped_messages = 0
 
@@ -226,6 +232,8 @@ class Host:
         while a cycle is stalled (see _Stall), are dropped: Raft tolerates lost messages."""
         replica = self._replicas.get(message.group_id)
         if replica is None or self._stall is not None:
+            if replica is not None:
+                self._note_leader_while_stalled(replica, message)
             self.dropped_messages += 1
             return
         if isinstance(message, SnapshotChunk):
@@ -244,6 +252,21 @@ class Host:
             self.dropped_messages += 1  # snapshots arrive only as chunk streams
         else:
             replica.node.step(message)
+
+    def _note_leader_while_stalled(self, replica: Replica, message: PeerMessage) -> None:
+        """Remember who leads the shard now, from a dropped message only a leader sends
+        (append, heartbeat, snapshot chunk) in a term above the frozen core's. The core
+        learns nothing (see _Stall); `leader_of` tells routing, so that this node's clients
+        are served by the new leader meanwhile."""
+        if isinstance(message, SnapshotChunk):
+            term, source = message.message.term, message.source
+        elif isinstance(message, SnapshotChunkAck) or message.type not in _LEADER_MESSAGES:
+            return
+        else:
+            term, source = message.term, message.source
+        known = self._stalled_leaders.get(replica.shard_id, (replica.node.term, 0))
+        if term > known[0]:
+            self._stalled_leaders[replica.shard_id] = (term, source)
 
     def submit(self, shard_id: int, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
         """Run a client command on a shard: writes through Raft, reads after ReadIndex.
@@ -268,7 +291,7 @@ class Host:
     def _propose_command(self, replica: Replica, command: Command, done: Done | None) -> None:
         if self._stall is not None:
             if done is not None:
-                done(errors.DiskFull(STALLED_STORE))
+                done(self._stalled_refusal(replica))
             return
         try:
             term, index = replica.node.propose(encode_command(command))
@@ -301,10 +324,9 @@ class Host:
         acknowledged only after its effects were written (the apply step): the applied state
         holds every acknowledged write and only grows, so a read of it now is linearizable.
         Otherwise another leader may be committing writes this frozen core cannot see: the
-        read is refused (definite; clients of the shard's other replicas are served)."""
-        conf = replica.applied.conf_state
-        if conf.voters != (self.node_id,) or conf.voters_outgoing:
-            done(errors.DiskFull(STALLED_STORE))
+        read is refused (definite; `_stalled_refusal`), and routed to that leader."""
+        if not self._sole_voter(replica):
+            done(self._stalled_refusal(replica))
             return
         try:
             view = ReadView(self.store.shard(replica.shard_id))
@@ -314,11 +336,20 @@ class Host:
             return
         done(reply)
 
+    def _stalled_refusal(self, replica: Replica) -> errors.QuorumKVError:
+        """Why a stalled host refuses client work for a shard: DiskFull when it is the only
+        voter (nobody else can take the work); otherwise NotLeader naming the leader seen
+        since (or none yet), so the dispatcher routes the command there (definite either
+        way: nothing entered the core)."""
+        if self._sole_voter(replica):
+            return errors.DiskFull(STALLED_STORE)
+        return errors.NotLeader(replica.shard_id, self.leader_of(replica.shard_id))
+
     def propose_conf_change(self, shard_id: int, change: ConfChange, done: Done | None) -> None:
         replica = self._replicas[shard_id]
         if self._stall is not None:
             if done is not None:
-                done(errors.DiskFull(STALLED_STORE))
+                done(self._stalled_refusal(replica))
             return
         try:
             term, index = replica.node.propose_conf_change(change)
@@ -364,6 +395,7 @@ class Host:
             if not self._resume():
                 return False
             self.disk_full_since_ms = None
+            self._stalled_leaders.clear()
         readies = [(r, r.node.ready()) for r in self._replicas.values() if r.node.has_ready()]
         if not readies:
             self._fire_completions()
@@ -508,12 +540,30 @@ class Host:
     # ---- observation -----------------------------------------------------------------------
 
     def leader_of(self, shard_id: int) -> int:
+        """The shard's leader as this replica knows it (0: unknown). While a full disk stalls
+        the cores, a leader of a newer term seen in a dropped message, if any; a stalled
+        leader of a shard with other voters is not counted as one (it can send nothing)."""
         replica = self._replicas.get(shard_id)
-        return replica.node.leader_id if replica is not None else 0
+        if replica is None:
+            return 0
+        if self._stall is not None and not self._sole_voter(replica):
+            seen = self._stalled_leaders.get(shard_id)
+            if seen is not None:
+                return seen[1]
+            return 0 if replica.node.leader_id == self.node_id else replica.node.leader_id
+        return replica.node.leader_id
 
     def is_leader(self, shard_id: int) -> bool:
+        """Whether this replica leads the shard and can act as its leader: not while a full
+        disk stalls it, unless it is the shard's only voter (it answers reads meanwhile)."""
         replica = self._replicas.get(shard_id)
-        return replica is not None and replica.node.role == Role.LEADER
+        if replica is None or replica.node.role != Role.LEADER:
+            return False
+        return self._stall is None or self._sole_voter(replica)
+
+    def _sole_voter(self, replica: Replica) -> bool:
+        conf = replica.applied.conf_state
+        return conf.voters == (self.node_id,) and not conf.voters_outgoing
 
     def snapshot_figures(self) -> dict[str, int]:
         """Snapshot images this node received (verified, whole) and the chunk bytes staged."""

@@ -242,9 +242,9 @@ class ServerNode:
         if since is not None:
             log.warning("node %d: disk full under %s: writes are refused until space is freed "
                         "on that disk (the node resumes by itself); reads of shards whose only "
-                        "voter is this node are still answered here, reads of shards it led "
-                        "with other voters are refused here until then (their other replicas "
-                        "elect a leader and serve them)", self.node_id, self.config.data_dir)
+                        "voter is this node are still answered from its data, commands for "
+                        "shards with other voters go to the leader those elect meanwhile",
+                        self.node_id, self.config.data_dir)
         else:
             log.warning("node %d: disk space is back under %s after %.1f s: writes resumed",
                         self.node_id, self.config.data_dir,
