@@ -134,6 +134,18 @@ peer_reconnect_backoff_ms_max = 1_000
 peer_handshake_timeout_ms = 5_000
 """A peer connection that has not completed its handshake in this time is closed."""
 
+ready_cycle_stall_ms = 1_000
+"""A Ready cycle running longer than this is a disk stall (its synced write has not returned):
+logged when noticed and when it ends (server/host_gate.py)."""
+
+peer_reachability_log_lines_max = 4
+"""Log lines about one peer becoming unreachable or reachable within
+`peer_reachability_log_interval_ms`; further changes are summed up in the next line
+(server/reachability_log.py)."""
+
+peer_reachability_log_interval_ms = 10_000
+"""The window of `peer_reachability_log_lines_max`."""
+
 shutdown_transfer_timeout_ms = 2_000
 """On graceful shutdown, how long a leader waits for leadership to move to another node."""
 
@@ -265,3 +277,34 @@ must stay below 2**63 for clients that read cursors as signed 64-bit integers.""
 
 get_keys_in_slot_max = 100_000
 """Keys one CLUSTER GETKEYSINSLOT answers at most, whatever count asks for."""
+
+# ---- quorumkv up: the supervisor of a local cluster (server/supervisor.py) ------------------
+
+up_restart_backoff_ms_min = 250
+"""Milliseconds `up` waits before restarting a node that died after a stable run; each quick
+failure in a row doubles the wait."""
+
+up_restart_backoff_ms_max = 8_000
+"""Longest wait, in milliseconds, before `up` restarts a node that died."""
+
+up_stable_run_ms = 10_000
+"""Milliseconds a node must have run before it died for its death not to count as a quick
+failure (a crash right after start); a stable run starts the back-off over."""
+
+up_quick_failures_max = 5
+"""Quick failures in a row (deaths within up_stable_run_ms of starting) after which `up` gives
+up on a node, reports it with the tail of its log, and keeps the other nodes running."""
+
+up_serve_timeout_ms = 60_000
+"""Milliseconds `up` waits at start for every node to serve (answer DBSIZE, a linearizable
+count over every shard) before it stops them all and exits 1."""
+
+up_stop_timeout_ms = 10_000
+"""Milliseconds `up` waits for its nodes to exit after SIGTERM before it kills them."""
+
+up_log_tail_lines_max = 20
+"""Lines of a node's log `up` prints when the node exits with an error or is given up on."""
+
+up_node_log_bytes_max = 64 * 1024 * 1024
+"""Bytes of one node's log file under `up`; past it, the file is copied to node.log.1 and
+emptied (the node keeps appending to the same open file)."""

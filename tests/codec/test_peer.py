@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from quorumkv.codec.peer import (
     WIRE_FORMAT_VERSION,
+    ClusterMetadataPush,
     Handshake,
     PeerFormatError,
     SnapshotChunk,
@@ -60,6 +61,16 @@ def test_a_version_1_handshake_is_refused_as_another_wire_format() -> None:
     reason naming both versions, not misread."""
     frame = msgpack.packb([1, 0, ["cluster-a", 4, 1]])
     with pytest.raises(PeerFormatError, match="wire format 1, this node speaks 2"):
+        decode_peer_message(frame)
+
+
+def test_cluster_metadata_push_round_trips_and_refuses_text() -> None:
+    """A metadata push carries its bytes unchanged; a push whose payload is not bytes is a
+    malformed record."""
+    push = ClusterMetadataPush(b"\x01\x02encoded")
+    assert decode_peer_message(encode_peer_message(push)) == push
+    frame = msgpack.packb([WIRE_FORMAT_VERSION, 7, ["text"]])
+    with pytest.raises(PeerFormatError, match="must be bytes"):
         decode_peer_message(frame)
 
 

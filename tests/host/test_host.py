@@ -7,7 +7,6 @@ from quorumkv.host.host import HostConfig
 from quorumkv.host.shard_view import ReadView
 from quorumkv.kv import state_machine
 from quorumkv.kv.reply import SimpleString
-from quorumkv.raft.confchange import ConfChange
 
 from .cluster import Cluster
 
@@ -63,12 +62,7 @@ def test_a_new_replica_catches_up_by_snapshot_after_compaction() -> None:
     for i in range(30):
         cluster.call(leader, b"SET", b"key%d" % i, b"value%d" % i)
     assert cluster.stores[leader].log(1).first_index() > 6, "the leader compacted its log"
-    cluster.add_node(4, 1)
-    results: list[object] = []
-    cluster.hosts[leader].propose_conf_change(1, ConfChange.add_learner(4), results.append)
-    cluster.run_until(lambda: bool(results))
-    cluster.run_until(lambda: cluster.hosts[4].replica(1).applied.index
-                      >= cluster.hosts[leader].replica(1).applied.index)
+    cluster.add_learner(leader, 4)
     for i in range(30):
         assert stored_value(cluster, 4, b"key%d" % i) == b"value%d" % i
     assert cluster.hosts[4].replica(1).applied.conf_state.learners == (4,)

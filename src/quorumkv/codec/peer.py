@@ -6,8 +6,11 @@ beside the Raft messages so that the core never holds snapshot data. A connectio
 `Handshake` naming the cluster, the node and its storage id (the identity of its data
 directory: a node that comes back with its data lost has a new one); a node of another cluster,
 or one whose storage is not the one its peers know, is refused with a `HandshakeRefused` saying
-why (and, for lost storage, `code = REFUSED_STORAGE_LOST` so the refused node can stop). The server also proxies client commands to a shard's leader
-with `ForwardRequest` and relays the leader's `ForwardResponse` (server/forwarding.py).
+why (and, for lost storage, `code = REFUSED_STORAGE_LOST` so the refused node can stop). The
+server also proxies client commands to a shard's leader with `ForwardRequest` and relays the
+leader's `ForwardResponse` (server/forwarding.py), and hands the cluster metadata it knows to a
+peer that connects (`ClusterMetadataPush`), so a node hosting no replica of the metadata shard
+learns it within one round trip.
 
 Every frame body is a msgpack array whose first element is `WIRE_FORMAT_VERSION` and second the
 record kind. `decode_peer_message` raises `PeerFormatError` (with what was wrong) on anything
@@ -49,6 +52,7 @@ class RecordKind(enum.IntEnum):
     HANDSHAKE_REFUSED = 4
     FORWARD_REQUEST = 5
     FORWARD_RESPONSE = 6
+    CLUSTER_METADATA_PUSH = 7
 
 
 @dataclass(slots=True, frozen=True)
@@ -137,8 +141,17 @@ class ForwardResponse:
     leader_id: int = 0
 
 
+@dataclass(slots=True, frozen=True)
+class ClusterMetadataPush:
+    """The cluster metadata the sender knows, as `cluster.metadata.encode_metadata` wrote it
+    (checksummed, versioned; the receiver keeps it only if its epoch is newer)."""
+
+    metadata: bytes
+
+
 ForwardRecord = ForwardRequest | ForwardResponse
-PeerRecord = PeerMessage | Handshake | HandshakeRefused | ForwardRequest | ForwardResponse
+PeerRecord = (PeerMessage | Handshake | HandshakeRefused | ForwardRequest | ForwardResponse
+              | ClusterMetadataPush)
 
 
 def target_of(message: PeerMessage) -> int:
@@ -221,10 +234,12 @@ def encode_peer_message(record: PeerRecord) -> bytes:
 
 
 def _encode_server_record(record: HandshakeRefused | ForwardRequest | ForwardResponse
-                          ) -> list[Any]:
+                          | ClusterMetadataPush) -> list[Any]:
     if isinstance(record, HandshakeRefused):
         return [RecordKind.HANDSHAKE_REFUSED,
                 [record.reason, record.code, record.known_storage_id]]
+    if isinstance(record, ClusterMetadataPush):
+        return [RecordKind.CLUSTER_METADATA_PUSH, [record.metadata]]
     if isinstance(record, ForwardRequest):
         return [RecordKind.FORWARD_REQUEST,
                 [record.source, record.request_id, record.shard_id, record.name,
@@ -280,5 +295,10 @@ def _decode_server_record(kind: RecordKind, fields: list[Any]) -> PeerRecord:
         if not isinstance(name, bytes) or not all(isinstance(a, bytes) for a in args):
             raise PeerFormatError("forwarded command name and arguments must be bytes")
         return ForwardRequest(int(source), int(request_id), int(shard_id), name, tuple(args))
+    if kind is RecordKind.CLUSTER_METADATA_PUSH:
+        (metadata,) = fields
+        if not isinstance(metadata, bytes):
+            raise PeerFormatError("pushed cluster metadata must be bytes")
+        return ClusterMetadataPush(metadata)
     request_id, outcome, reply, leader_id = fields
     return ForwardResponse(int(request_id), ForwardOutcome(outcome), reply, int(leader_id))

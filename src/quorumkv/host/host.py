@@ -26,11 +26,17 @@ NotLeader, naming the leader its peers' (dropped) messages reveal, so commands a
 
 Replica ids are node ids for now; shards, epochs and placement come from the metadata shard
 (a later issue), through `bootstrap_shard` and `create_replica`.
+
+Operators follow leadership in the log: the soft state of each Ready (role, leader) is
+compared with the replica's previous one, and each change is one INFO line naming node,
+shard and term (`_log_role`): an election won, a leader stepping down, a new leader
+learned, a leader lost to an election timeout. The Raft core itself stays free of logging.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -58,6 +64,8 @@ from quorumkv.raft.types import (
     SnapshotMeta,
 )
 from quorumkv.storage.protocols import NodeStore, StagedSnapshot, WriteBatch
+
+log = logging.getLogger("quorumkv.host")
 
 BOOTSTRAP_INDEX = 5
 """A new shard's log starts after this index (its first configuration is a snapshot there).
@@ -143,8 +151,9 @@ class Host:
         self._clock_ms = clock_ms
         self._observer = observer
         self._replicas: dict[int, Replica] = {}
-        self._sender = SnapshotSender(store, node_id, self.config.snapshot_chunk_bytes_max)
-        self._receiver = SnapshotReceiver(store, node_id)
+        self._sender = SnapshotSender(store, node_id, self.config.snapshot_chunk_bytes_max,
+                                      clock_ms)
+        self._receiver = SnapshotReceiver(store, node_id, clock_ms)
         self._next_read_context = 1
         self._read_context_prefix = node_id.to_bytes(8, "big") + clock_ms().to_bytes(8, "big")
         self._ticks = 0
@@ -497,15 +506,37 @@ class Host:
         if ready.soft_state is None:
             return
         was_leader = replica.role == Role.LEADER
+        previous_leader = replica.leader_id
         replica.role = ready.soft_state.role
         replica.leader_id = ready.soft_state.leader_id
         replica.term = replica.node.term
+        self._log_role(replica, was_leader, previous_leader)
         if was_leader and replica.role != Role.LEADER:
             replica.lost_leadership(self._completions)
             self._sender.abort_group(replica.shard_id)
         if not was_leader and replica.role == Role.LEADER and self._observer is not None:
             self._observer.on_leader(self.node_id, replica.shard_id, replica.node.term,
                                      self._log_terms(replica))
+
+    def _log_role(self, replica: Replica, was_leader: bool, previous_leader: int) -> None:
+        """One line per leadership event of a replica (its soft state changed): an election
+        won, a leader stepping down, a new leader learned, a leader lost to an election
+        timeout. A follower that only hears of a new term (leader unknown until the election
+        ends) logs nothing until it learns the new leader."""
+        prefix = f"node {self.node_id}: shard {replica.shard_id} term {replica.term}:"
+        leader, role = replica.leader_id, replica.role
+        known, replica.known_leader = replica.known_leader, leader or replica.known_leader
+        previous = f"node {known}" if known else "none known"
+        if role == Role.LEADER and not was_leader:
+            log.info("%s elected leader (previous leader: %s)", prefix, previous)
+        elif was_leader and role != Role.LEADER:
+            now = f"leader is node {leader}" if leader else "no leader known"
+            log.info("%s stepped down as leader, now %s (%s)", prefix, role.name.lower(), now)
+        elif leader and leader != previous_leader:
+            log.info("%s leader is node %d (previous leader: %s)", prefix, leader, previous)
+        elif previous_leader and not leader and role == Role.PRE_CANDIDATE:
+            log.info("%s lost its leader node %d (election timeout), campaigning", prefix,
+                     previous_leader)
 
     def _log_terms(self, replica: Replica) -> list[tuple[int, int]]:
         """(index, term) of every entry in the replica's durable log, from its snapshot point

@@ -55,6 +55,7 @@ class Replica:
     reads: dict[bytes, PendingRead] = field(default_factory=dict)
     role: Role = Role.FOLLOWER
     leader_id: int = 0
+    known_leader: int = 0  # the last leader this replica knew of (for the log)
     term: int = 0
     apply_cache: ApplyCache = field(default_factory=ApplyCache)
     proposed_commands: dict[int, tuple[int, Command]] = field(default_factory=dict)

@@ -30,6 +30,13 @@ queued with `call_soon_threadsafe` then finds nothing left to do and does not ca
 after start, with elections still producing Readies, sometimes scheduled a cycle after the
 executor's shutdown: "cannot schedule new futures after shutdown", reported as a bug.
 
+Disk stalls. A Ready cycle normally takes about one fsync. One still running after
+`ready_cycle_stall_ms` means the disk is stalling (every shard's writes and acknowledgements on
+this node wait for it): the loop thread notices it on its tick (`check_stall`) while the cycle
+runs on the worker, and logs one WARNING line; the end of the cycle logs one INFO line with its
+duration. A cycle run on the loop thread (no worker, or nothing to persist) can only be
+measured when it ends: one WARNING line then.
+
 Reads of the host's state for routing and INFO (`is_leader`, `leader_of`, `status`) may run
 while a cycle is in progress; they see a value that is at most one cycle old, which is all a
 routing hint needs (the host checks leadership again when the command is submitted).
@@ -38,7 +45,9 @@ routing hint needs (the host checks leadership again when the command is submitt
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -48,6 +57,8 @@ from quorumkv.codec.peer import PeerRecord
 from quorumkv.host.host import Host, Transport
 
 Done = Callable[[object], None]
+
+log = logging.getLogger("quorumkv.node")
 
 
 class BufferedTransport:
@@ -77,8 +88,16 @@ class HostGate:
     def __init__(self, host: Host, buffered_transport: BufferedTransport, threaded: bool,
                  on_cycles_done: Callable[[], None],
                  after_each_cycle: Callable[[], None] = lambda: None,
-                 on_failure: Callable[[BaseException], None] = lambda error: None) -> None:
+                 on_failure: Callable[[BaseException], None] = lambda error: None,
+                 stall_ms: float = limits.ready_cycle_stall_ms,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.host = host
+        self.stall_ms = stall_ms
+        self._clock = clock  # seconds
+        self._stall_lock = threading.Lock()
+        self._cycle_started: float | None = None  # the running cycle's start (either thread)
+        self._stall_reported: float | None = None  # the start of the cycle reported stalled
+        self.stalls = 0
         self.threaded = threaded
         self._transport = buffered_transport
         self._on_cycles_done = on_cycles_done
@@ -173,11 +192,51 @@ class HostGate:
 
     def _process_until_idle(self, after_each: Callable[[], None] | None = None) -> int:
         cycles = 0
-        while cycles < limits.driver_cycles_per_iteration_max and self.host.process():
+        while cycles < limits.driver_cycles_per_iteration_max and self._process_one():
             cycles += 1
             if after_each is not None:
                 after_each()
         return cycles
+
+    def _process_one(self) -> bool:
+        """One Ready cycle, timed for `check_stall`."""
+        started = self._cycle_started = self._clock()
+        try:
+            return self.host.process()
+        finally:
+            self._cycle_ended(started)
+
+    def _cycle_ended(self, started: float) -> None:
+        elapsed_ms = (self._clock() - started) * 1000
+        with self._stall_lock:
+            self._cycle_started = None
+            reported = self._stall_reported == started
+            self._stall_reported = None
+        if reported:
+            log.info("node %d: disk stall over: the Ready cycle took %.0f ms",
+                     self.host.node_id, elapsed_ms)
+        elif elapsed_ms >= self.stall_ms:
+            self.stalls += 1
+            log.warning("node %d: disk stall: a Ready cycle took %.0f ms (its synced write, "
+                        "usually); every shard's writes on this node waited for it",
+                        self.host.node_id, elapsed_ms)
+
+    def check_stall(self) -> None:
+        """On the loop thread (every tick): log a cycle running on the worker for longer than
+        `stall_ms`, once."""
+        with self._stall_lock:
+            started = self._cycle_started
+            if started is None or self._stall_reported == started:
+                return
+            elapsed_ms = (self._clock() - started) * 1000
+            if elapsed_ms < self.stall_ms:
+                return
+            self._stall_reported = started
+        self.stalls += 1
+        log.warning("node %d: disk stall: a Ready cycle has been running for %.0f ms (its "
+                    "synced write has not returned, usually); every shard's writes and "
+                    "acknowledgements on this node wait for it", self.host.node_id,
+                    elapsed_ms)
 
     def _record(self, cycles: int) -> None:
         self.cycles += cycles

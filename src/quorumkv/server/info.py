@@ -114,6 +114,7 @@ def _stats(node: ServerNode, clients: ClientServer) -> list[str]:
         f"quorumkv_request_timeouts:{node.dispatcher.timeouts}",
         f"quorumkv_ready_cycles:{node.gate.cycles}",
         f"quorumkv_ready_thread:{int(node.gate.threaded)}",
+        f"quorumkv_disk_stalls:{node.gate.stalls}",
         f"quorumkv_dropped_peer_frames:{node.transport.dropped_frames()}",
         *(f"quorumkv_{name}:{value}" for name, value in node.host.snapshot_figures().items()),
     ]

@@ -41,6 +41,7 @@ from typing import Any, cast
 
 from quorumkv import errors, limits
 from quorumkv.codec.peer import (
+    ClusterMetadataPush,
     ForwardRequest,
     ForwardResponse,
     Handshake,
@@ -149,7 +150,8 @@ class ServerNode:
             {n: e.peer_address for n, e in membership.peers.items()},
             self._on_peer_record, on_peer_down=self._on_peer_down,
             storage_id=self.storage_id, peer_storage=self.peer_storage,
-            on_storage_learned=self._on_storage_learned, on_storage_lost=self._on_storage_lost)
+            on_storage_learned=self._on_storage_learned, on_storage_lost=self._on_storage_lost,
+            greeting=lambda peer: self.cluster.greeting(peer))
         buffered = BufferedTransport(self.transport)
         self.host = Host(node_id, store, buffered, random.Random(),
                          clock_ms=lambda: int(time.time() * 1000),
@@ -165,6 +167,7 @@ class ServerNode:
             is_connected=self.transport.is_connected)
         self.cluster.start(store, membership, config)  # bootstraps on the first start
         self.host.start()
+        self.cluster.recall()  # the slot map is known before clients can ask
         self.gate = HostGate(self.host, buffered, threaded=config.ready_thread,
                              on_cycles_done=self._after_cycles,
                              after_each_cycle=self._flush_outputs, on_failure=self._fail)
@@ -270,6 +273,7 @@ class ServerNode:
             if missed > 0:
                 self.gate.missed_ticks(missed)
             self.ticks += 1
+            self.gate.check_stall()
             self.gate.tick()
             self.dispatcher.tick()
             self.cluster.tick()
@@ -309,6 +313,8 @@ class ServerNode:
             self.dispatcher.serve_forward(record)
         elif isinstance(record, ForwardResponse):
             self.dispatcher.on_forward_response(record)
+        elif isinstance(record, ClusterMetadataPush):
+            self.cluster.offer(record.metadata, f"node {source}")
         elif isinstance(record, (Handshake, HandshakeRefused)):
             return
         else:

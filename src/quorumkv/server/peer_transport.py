@@ -23,7 +23,20 @@ Snapshot chunks travel on a second outbound connection per peer, dialed when the
 sent, so heartbeats and appends are never stuck behind megabytes of shard image.
 
 A lost or refused connection is redialed after an exponential backoff, from
-`peer_reconnect_backoff_ms_min` to `peer_reconnect_backoff_ms_max`.
+`peer_reconnect_backoff_ms_min` to `peer_reconnect_backoff_ms_max`; but a peer whose own dial
+has just been accepted here is evidently up, so the connection to it is redialed at once
+instead of waiting out the backoff (a restarted node's first forwarded command is answered
+over that connection). Answers to forwarded commands are queued while it is being
+(re)established, as Raft messages are, rather than dropped.
+
+Whether each peer is reachable (its Raft connection is up) is told to the operator by
+`ReachabilityLog`: one line per change, at most `peer_reachability_log_lines_max` per peer per
+`peer_reachability_log_interval_ms`; refusals (another cluster, wrong node, bad frames) are
+always warned about, with their reason.
+
+The accepting side of a connection follows its handshake with the records `greeting` gives
+for the peer (the cluster metadata this node knows, `ClusterMetadataPush`): the dialing node
+has them one round trip after it connects, on a restart without waiting for anything else.
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from quorumkv import limits
 from quorumkv.codec.peer import (
     REFUSED_STORAGE_LOST,
     WIRE_FORMAT_VERSION,
+    ForwardResponse,
     Handshake,
     HandshakeRefused,
     PeerFormatError,
@@ -49,6 +63,7 @@ from quorumkv.codec.peer import (
     encode_peer_message,
 )
 from quorumkv.server.config import Address
+from quorumkv.server.reachability_log import ReachabilityLog
 from quorumkv.server.storage_identity import PeerStorageIds
 
 log = logging.getLogger("quorumkv.peer")
@@ -113,7 +128,6 @@ class _Outbound:
         self.dropped = 0
         self.handle: asyncio.TimerHandle | None = None
         self.last_error = ""
-        self.ever_connected = False
 
     def enqueue(self, body: bytes) -> bool:
         if self.state is _State.CLOSED or len(self.queue) >= limits.peer_send_queue_frames_max:
@@ -144,9 +158,11 @@ class _Outbound:
         if self.state is _State.CLOSED:
             protocol.close()
             return
-        log.info("node %d: %s connection to node %d %s", self.owner.node_id, self.channel,
-                 self.node_id, "restored" if self.ever_connected else "established")
-        self.ever_connected = True
+        if self.channel == "raft":
+            self.owner.reachability(self.node_id, True, "")
+        else:
+            log.debug("node %d: %s connection to node %d established", self.owner.node_id,
+                      self.channel, self.node_id)
         self.state = _State.READY
         self.protocol = protocol
         self.backoff_ms = limits.peer_reconnect_backoff_ms_min
@@ -165,12 +181,15 @@ class _Outbound:
         self.queue.clear()
         if self.state is _State.CLOSED:
             return
-        if reason != self.last_error:
-            # Before the first handshake a peer that is not up yet is normal (cluster start).
-            level = logging.WARNING if self.ever_connected or misconfigured else logging.INFO
-            log.log(level, "node %d: %s connection to node %d: %s", self.owner.node_id,
-                    self.channel, self.node_id, reason)
-            self.last_error = reason
+        if misconfigured and reason != self.last_error:
+            log.warning("node %d: %s connection to node %d: %s", self.owner.node_id,
+                        self.channel, self.node_id, reason)
+        if self.channel == "raft":
+            self.owner.reachability(self.node_id, False, reason)
+        elif not misconfigured:
+            log.debug("node %d: %s connection to node %d: %s", self.owner.node_id,
+                      self.channel, self.node_id, reason)
+        self.last_error = reason
         self.state = _State.BACKOFF
         delay = self.backoff_ms
         self.backoff_ms = min(self.backoff_ms * 2, limits.peer_reconnect_backoff_ms_max)
@@ -285,6 +304,9 @@ class _PeerProtocol(asyncio.Protocol):
         if self.outbound is None:
             self.peer_node = hello.node_id
             self._send_now(self.owner.handshake())
+            for record in self.owner.greeting(hello.node_id):
+                self._send_now(record)
+            self.owner.peer_dialed_in(hello.node_id)
         else:
             self.outbound.handshaken(self)
 
@@ -310,11 +332,13 @@ class PeerTransport:
                  on_record: RecordHandler,
                  on_peer_up: Callable[[int], None] = lambda node: None,
                  on_peer_down: Callable[[int], None] = lambda node: None,
+                 greeting: Callable[[int], list[PeerRecord]] = lambda node: [],
                  storage_id: str = "", peer_storage: PeerStorageIds | None = None,
                  on_storage_learned: Callable[[int, str], None] = lambda node, storage: None,
                  on_storage_lost: Callable[[int, str], None] = lambda node, known: None,
                  ) -> None:
-        """`storage_id` is this node's (sent in every handshake); `peer_storage` the storage
+        """`greeting(node)`: the records sent to a peer right after its handshake is accepted.
+        `storage_id` is this node's (sent in every handshake); `peer_storage` the storage
         ids known for the peers, to which a first handshake adds (`on_storage_learned` is told,
         to persist it); `on_storage_lost(refusing node, storage id it knows for us)` is called
         when a peer refuses this node because its storage is not the one it knows."""
@@ -328,6 +352,9 @@ class PeerTransport:
         self.on_record = on_record
         self.on_peer_up = on_peer_up
         self.on_peer_down = on_peer_down
+        self.greeting = greeting  # records sent after the handshake on an accepted connection
+        self.reachability_log = ReachabilityLog(node_id)
+        self._settle_handles: dict[int, asyncio.TimerHandle] = {}
         self.connections: set[_PeerProtocol] = set()
         self._raft = {n: _Outbound(self, n, "raft") for n in self.peers}
         self._snapshot = {n: _Outbound(self, n, "snapshot") for n in self.peers}
@@ -362,9 +389,13 @@ class PeerTransport:
     def send_record(self, target_node: int, record: PeerRecord) -> bool:
         """Queue one record on a live connection; False if it was not queued (unknown peer,
         connection not established, queue full). A record queued is written unless the
-        connection fails first, in which case `on_peer_down` reports it."""
+        connection fails first, in which case `on_peer_down` reports it. A ForwardResponse
+        is also queued while the connection is being (re)established: the requester waits
+        for it anyway (if the connection never comes up, its request times out as before)."""
         outbound = self._raft.get(target_node)
-        if outbound is None or outbound.state is not _State.READY:
+        if outbound is None:
+            return False
+        if outbound.state is not _State.READY and not isinstance(record, ForwardResponse):
             return False
         if not outbound.enqueue(encode_peer_message(record)):
             return False
@@ -374,6 +405,27 @@ class PeerTransport:
     def is_connected(self, node_id: int) -> bool:
         outbound = self._raft.get(node_id)
         return outbound is not None and outbound.state is _State.READY
+
+    def reachability(self, node_id: int, reachable: bool, reason: str) -> None:
+        """The Raft connection to `node_id` is up, or failed (`reason`): tell the operator,
+        at most once per peer per interval (reachability_log.py)."""
+        loop = asyncio.get_running_loop()
+        settle_at = self.reachability_log.changed(node_id, reachable, loop.time() * 1000,
+                                                  reason)
+        if settle_at is not None:
+            self._settle_handles[node_id] = loop.call_at(
+                settle_at / 1000, lambda: self.reachability_log.settle(
+                    node_id, loop.time() * 1000))
+
+    def peer_dialed_in(self, node_id: int) -> None:
+        """`node_id`'s dial was accepted: it is up, so a connection to it waiting out its
+        backoff is redialed now."""
+        outbound = self._raft.get(node_id)
+        if outbound is not None and outbound.state is _State.BACKOFF:
+            if outbound.handle is not None:
+                outbound.handle.cancel()
+            outbound.backoff_ms = limits.peer_reconnect_backoff_ms_min
+            outbound.dial()
 
     def mark_dirty(self, outbound: _Outbound) -> None:
         self._dirty.add(outbound)
@@ -444,5 +496,7 @@ class PeerTransport:
             connection.close()
         for task in list(self._tasks):
             task.cancel()
+        for handle in self._settle_handles.values():
+            handle.cancel()
         if self._server is not None:
             await self._server.wait_closed()
