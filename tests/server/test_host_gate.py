@@ -124,6 +124,41 @@ async def test_inputs_wait_while_a_cycle_runs_and_outputs_come_back_on_the_loop(
     gate.close()
 
 
+async def test_close_hands_over_the_running_cycle_and_starts_no_other() -> None:
+    """Closing the gate while a cycle runs on the worker (a SIGTERM shortly after start)
+    hands that cycle's sends and replies over inside close(), and no later cycle is ever
+    scheduled on the shut-down executor (once: "cannot schedule new futures after
+    shutdown", reported as a bug)."""
+    host, sink = FakeHost(), Sink()
+    buffered = BufferedTransport(sink)
+    host.transport = buffered
+    failures: list[BaseException] = []
+    cycles_done: list[bool] = []
+
+    def drive_again() -> None:  # what the node's driver does when the cycles end
+        cycles_done.append(True)
+        try:
+            gate.run_cycles()
+        except Exception as error:
+            failures.append(error)
+
+    gate = HostGate(host, buffered, threaded=True,  # type: ignore[arg-type]
+                    on_cycles_done=drive_again, on_failure=failures.append)
+    replies: list[object] = []
+    gate.submit(1, b"SET", (b"k", b"v"), replies.append)
+    assert gate.run_cycles() is True
+    gate.submit(1, b"GET", (b"k",), replies.append)  # deferred: more work after this cycle
+    host.release.set()
+    gate.close()
+    assert replies == ["OK"] and sink.sent == [(2, "append", True)]  # handed over in close()
+    assert not gate.busy
+    for _ in range(5):  # let the worker's queued hand-over run: it must find nothing to do
+        await asyncio.sleep(0)
+    assert gate.run_cycles() is False
+    assert failures == [] and cycles_done == []
+    assert [c for c, _ in host.calls].count("process") == 1
+
+
 class StallingStore:
     """A memory store whose synced writes, once `stalling`, wait for `release` (a disk that
     stops answering) and move the test's clock on by `stall_s` (how long it stalled)."""

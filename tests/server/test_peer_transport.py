@@ -21,6 +21,7 @@ from quorumkv.raft.types import Message, MessageType
 from quorumkv.server.config import Address
 from quorumkv.server.local_cluster import free_port
 from quorumkv.server.peer_transport import FrameReader, PeerTransport, _State, frame
+from quorumkv.server.storage_identity import PeerStorageIds
 
 
 async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -139,6 +140,34 @@ async def test_frames_to_an_absent_peer_are_dropped_and_counted() -> None:
         assert pair.a.send_record(99, heartbeat(1, 99, 1)) is False  # unknown peer
     finally:
         await pair.a.close()
+
+
+async def test_a_peer_with_another_storage_id_is_refused_and_told_its_storage_is_lost(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Node 1 knows node 2 with storage id "old"; node 2 comes back with "new": node 1
+    refuses it both ways (logged with address, node id and both ids), node 2 is told which
+    storage id node 1 knows, and nothing is delivered. Node 2 learns node 1's id."""
+    caplog.set_level(logging.WARNING, logger="quorumkv.peer")
+    pair = Pair()
+    lost: list[tuple[int, str]] = []
+    learned: list[tuple[int, str]] = []
+    pair.a = PeerTransport(1, "c", pair.addresses, lambda s, r: pair.received[1].append((s, r)),
+                           storage_id="one", peer_storage=PeerStorageIds({2: "old"}))
+    pair.b = PeerTransport(2, "c", pair.addresses, lambda s, r: pair.received[2].append((s, r)),
+                           storage_id="new", on_storage_learned=lambda n, i: learned.append((n, i)),
+                           on_storage_lost=lambda n, known: lost.append((n, known)))
+    await pair.start()
+    try:
+        await wait_for(lambda: len(lost) >= 2)  # its dial refused, and its answer to node 1's
+        assert set(lost) == {(1, "old")}
+        assert learned == [(1, "one")]
+        refusing = [r.message for r in caplog.records if "refusing" in r.message]
+        assert refusing and all("(node 2)" in m and "storage id new" in m
+                                and "storage id old" in m for m in refusing)
+        assert not pair.a.is_connected(2) and not pair.b.is_connected(1)
+        assert pair.received == {1: [], 2: []}
+    finally:
+        await pair.close()
 
 
 async def test_the_accepting_side_hands_its_greeting_to_a_peer_that_connects() -> None:

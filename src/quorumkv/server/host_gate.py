@@ -20,6 +20,16 @@ not thread-safe, and need not be: the gate makes sure only one thread touches it
 The hand-over is through the executor's future, whose completion the loop observes with
 `call_soon_threadsafe`: everything the worker wrote happens-before the loop reads it.
 
+Closing. `close()` is the end of the driver: from then on `run_cycles()` runs nothing (the node
+stops its driver first, and an input that still slips in, such as a peer's frame read while the
+sockets close, must not start a cycle on an executor that is shut down). A cycle still running
+on the worker is waited for, and its outputs and completions are handed over inside `close()`,
+on the loop thread, while the node's connections are still open; the hand-over the worker had
+queued with `call_soon_threadsafe` then finds nothing left to do and does not call
+`on_cycles_done` (which would schedule the driver again). Without this order a SIGTERM shortly
+after start, with elections still producing Readies, sometimes scheduled a cycle after the
+executor's shutdown: "cannot schedule new futures after shutdown", reported as a bug.
+
 Disk stalls. A Ready cycle normally takes about one fsync. One still running after
 `ready_cycle_stall_ms` means the disk is stalling (every shard's writes and acknowledgements on
 this node wait for it): the loop thread notices it on its tick (`check_stall`) while the cycle
@@ -99,6 +109,8 @@ class HostGate:
         self._completions: list[tuple[Done, object]] = []
         self._loop_thread = threading.get_ident()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ready") if threaded else None
+        self._in_flight: Future[int] | None = None  # the worker's cycles, until handed over
+        self._closed = False
         self.cycles = 0
 
     # ---- inputs ----------------------------------------------------------------------------
@@ -118,6 +130,11 @@ class HostGate:
 
     def transfer_leader(self, shard_id: int, target: int) -> None:
         self._call(lambda: self.host.transfer_leader(shard_id, target))
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Run `action` (which may use the host or its store) on the loop thread while no
+        cycle runs: now, or before the next cycle starts."""
+        self._call(action)
 
     def _call(self, action: Callable[[], None]) -> None:
         if self._busy:
@@ -150,9 +167,12 @@ class HostGate:
 
     def run_cycles(self) -> bool:
         """Deliver queued inputs and run Ready cycles until there is no work: on the loop
-        thread, or started on the worker (returns True if it still runs there)."""
+        thread, or started on the worker (returns True if it still runs there). After
+        `close()` it runs nothing and returns False."""
         if self._busy:
             return True
+        if self._closed:
+            return False
         self._deliver_deferred()
         if self._executor is None or not self._has_ready():
             # Nothing to persist (or no worker): run here. With no Ready, process() only
@@ -161,7 +181,7 @@ class HostGate:
             return False
         self._busy = True
         loop = asyncio.get_running_loop()
-        future = self._executor.submit(self._process_until_idle)
+        future = self._in_flight = self._executor.submit(self._process_until_idle)
         future.add_done_callback(
             lambda finished: loop.call_soon_threadsafe(self._finish, finished))
         return True
@@ -223,6 +243,9 @@ class HostGate:
         self.more_work = cycles >= limits.driver_cycles_per_iteration_max
 
     def _finish(self, finished: Future[int]) -> None:
+        if finished is not self._in_flight:
+            return  # already handed over by close()
+        self._in_flight = None
         self._busy = False
         self._transport.release()
         completions, self._completions = self._completions, []
@@ -233,7 +256,8 @@ class HostGate:
         except Exception as error:  # the worker's cycle raised: a bug, or a storage failure
             self._on_failure(error)
             return
-        self._on_cycles_done()
+        if not self._closed:
+            self._on_cycles_done()
 
     def _deliver_deferred(self) -> None:
         while self._deferred:
@@ -245,5 +269,11 @@ class HostGate:
         return bool(self._deferred)
 
     def close(self) -> None:
+        """Stop driving the host: wait for a cycle running on the worker, hand its outputs
+        and completions over here (on the loop thread), shut the worker down. Call on the
+        loop thread; afterwards `run_cycles()` runs nothing."""
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._in_flight is not None:
+            self._finish(self._in_flight)

@@ -111,7 +111,15 @@ def _persistence(node: ServerNode, clients: ClientServer) -> list[str]:
         "quorumkv_storage:rocksdb",
         f"quorumkv_fsync:{'always' if node.config.sync else 'never'}",
         f"quorumkv_data_dir:{node.config.data_dir}",
+        *_disk_full(node),
     ]
+
+
+def _disk_full(node: ServerNode) -> list[str]:
+    """Whether a full disk stalls this node's writes, and since when (unix seconds; 0: not)."""
+    since = node.host.disk_full_since_ms
+    return [f"quorumkv_disk_full:{int(since is not None)}",
+            f"quorumkv_disk_full_since:{since // 1000 if since is not None else 0}"]
 
 
 def _stats(node: ServerNode, clients: ClientServer) -> list[str]:

@@ -6,9 +6,12 @@ reads from its inbound ones, so each direction of a pair of nodes is one TCP str
 writer, and a lost connection is redialed by the side that owns it.
 
 Frames: a 4-byte big-endian length, then that many bytes of one `codec.peer` record. A
-connection opens with a `Handshake` each way (cluster id, node id, wire format). The accepting
-side refuses a node of another cluster with a `HandshakeRefused` saying why, and both sides log
-the reason; the dialing side checks that it reached the node it meant to.
+connection opens with a `Handshake` each way (cluster id, node id, storage id, wire format).
+Either side refuses a node of another cluster, or a node whose storage id is not the one it
+knows for that node id (its data was lost: storage_identity.py), with a `HandshakeRefused`
+saying why, and both sides log the reason (the refusing side with the caller's address); the
+dialing side checks that it reached the node it meant to. A node refused for lost storage is
+told so (`on_storage_lost`) and stops.
 
 Sending never blocks and never awaits: `send()` encodes and queues; `flush()`, called by the
 node once per driver iteration, writes everything queued for a peer with one `writelines`. A
@@ -48,6 +51,7 @@ from typing import Any, cast
 
 from quorumkv import limits
 from quorumkv.codec.peer import (
+    REFUSED_STORAGE_LOST,
     WIRE_FORMAT_VERSION,
     ForwardResponse,
     Handshake,
@@ -60,6 +64,7 @@ from quorumkv.codec.peer import (
 )
 from quorumkv.server.config import Address
 from quorumkv.server.reachability_log import ReachabilityLog
+from quorumkv.server.storage_identity import PeerStorageIds
 
 log = logging.getLogger("quorumkv.peer")
 
@@ -233,7 +238,7 @@ class _PeerProtocol(asyncio.Protocol):
         self.timeout = asyncio.get_running_loop().call_later(
             limits.peer_handshake_timeout_ms / 1000, self._handshake_timed_out)
         if self.outbound is not None:
-            self._send_now(Handshake(self.owner.cluster_id, self.owner.node_id))
+            self._send_now(self.owner.handshake())
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -272,34 +277,42 @@ class _PeerProtocol(asyncio.Protocol):
         self.write([frame(encode_peer_message(record))])
 
     def _on_record(self, record: PeerRecord) -> None:
-        if self.handshaken:
+        if isinstance(record, HandshakeRefused):
+            # Before our handshake completes (we dialed), or after it (the dialer refused the
+            # handshake we answered with).
+            self.close(f"refused by node {self.peer_node or '?'}: {record.reason}")
+            if record.code == REFUSED_STORAGE_LOST:
+                self.owner.on_storage_lost(self.peer_node, record.known_storage_id)
+        elif self.handshaken:
             self.owner.on_record(self.peer_node, record)
         elif isinstance(record, Handshake):
             self._on_handshake(record)
-        elif isinstance(record, HandshakeRefused):
-            self.close(f"refused by node {self.peer_node}: {record.reason}")
         else:
             self.close("peer sent a record before its handshake")
 
     def _on_handshake(self, hello: Handshake) -> None:
-        reason = self.owner.check_handshake(hello, self.outbound)
-        if reason:
-            log.warning("node %d: refusing peer connection: %s", self.owner.node_id, reason)
-            if self.outbound is None:
-                self._send_now(HandshakeRefused(reason))
-            self.close(reason)
+        refusal = self.owner.check_handshake(hello, self.outbound)
+        if refusal is not None:
+            log.warning("node %d: refusing peer connection from %s (node %d): %s",
+                        self.owner.node_id, self._address(), hello.node_id, refusal.reason)
+            self._send_now(refusal)
+            self.close(refusal.reason)
             return
         self.handshaken = True
         if self.timeout is not None:
             self.timeout.cancel()
         if self.outbound is None:
             self.peer_node = hello.node_id
-            self._send_now(Handshake(self.owner.cluster_id, self.owner.node_id))
+            self._send_now(self.owner.handshake())
             for record in self.owner.greeting(hello.node_id):
                 self._send_now(record)
             self.owner.peer_dialed_in(hello.node_id)
         else:
             self.outbound.handshaken(self)
+
+    def _address(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "an unknown address"
 
     def _handshake_timed_out(self) -> None:
         if not self.handshaken:
@@ -319,9 +332,22 @@ class PeerTransport:
                  on_record: RecordHandler,
                  on_peer_up: Callable[[int], None] = lambda node: None,
                  on_peer_down: Callable[[int], None] = lambda node: None,
-                 greeting: Callable[[int], list[PeerRecord]] = lambda node: []) -> None:
+                 greeting: Callable[[int], list[PeerRecord]] = lambda node: [],
+                 storage_id: str = "", peer_storage: PeerStorageIds | None = None,
+                 on_storage_learned: Callable[[int, str], None] = lambda node, storage: None,
+                 on_storage_lost: Callable[[int, str], None] = lambda node, known: None,
+                 ) -> None:
+        """`greeting(node)`: the records sent to a peer right after its handshake is accepted.
+        `storage_id` is this node's (sent in every handshake); `peer_storage` the storage
+        ids known for the peers, to which a first handshake adds (`on_storage_learned` is told,
+        to persist it); `on_storage_lost(refusing node, storage id it knows for us)` is called
+        when a peer refuses this node because its storage is not the one it knows."""
         self.node_id = node_id
         self.cluster_id = cluster_id
+        self.storage_id = storage_id
+        self.peer_storage = peer_storage if peer_storage is not None else PeerStorageIds({})
+        self.on_storage_learned = on_storage_learned
+        self.on_storage_lost = on_storage_lost
         self.peers = {n: a for n, a in peers.items() if n != node_id}
         self.on_record = on_record
         self.on_peer_up = on_peer_up
@@ -416,8 +442,29 @@ class PeerTransport:
 
     # -- handshake policy
 
-    def check_handshake(self, hello: Handshake, outbound: _Outbound | None) -> str:
-        """Why a peer's handshake is refused ("" when accepted)."""
+    def handshake(self) -> Handshake:
+        return Handshake(self.cluster_id, self.node_id, self.storage_id)
+
+    def check_handshake(self, hello: Handshake, outbound: _Outbound | None
+                        ) -> HandshakeRefused | None:
+        """The refusal of a peer's handshake, or None when it is accepted (then a storage id
+        seen for the first time is remembered)."""
+        reason = self._misconfiguration(hello, outbound)
+        if reason:
+            return HandshakeRefused(reason)
+        known = self.peer_storage.check(hello.node_id, hello.storage_id)
+        if known:
+            return HandshakeRefused(
+                f"node {hello.node_id} presents storage id {hello.storage_id or '(none)'}, but "
+                f"this node knows node {hello.node_id} with storage id {known}: its data "
+                f"directory was lost or replaced, and it cannot rejoin as node {hello.node_id}",
+                REFUSED_STORAGE_LOST, known)
+        if self.peer_storage.learn(hello.node_id, hello.storage_id):
+            self.on_storage_learned(hello.node_id, hello.storage_id)
+        return None
+
+    def _misconfiguration(self, hello: Handshake, outbound: _Outbound | None) -> str:
+        """Why a peer's handshake is refused for its version, cluster or node id ("": none)."""
         if hello.wire_version != WIRE_FORMAT_VERSION:
             return (f"node {hello.node_id} speaks wire format {hello.wire_version}, this node "
                     f"speaks {WIRE_FORMAT_VERSION}; run the same quorumkv version everywhere")
