@@ -63,3 +63,11 @@ def test_every_restart_waits_within_the_bounds(failures: int, status: int, ran_m
         assert isinstance(decision, GiveUp)
         assert (ran_ms < 10_000 or not listened) and (
             decision.quick_failures >= quick_failures_max)
+
+
+def test_a_final_exit_status_is_given_up_on_at_once() -> None:
+    """A node exiting with a status the policy names final (78: its storage was lost) is not
+    restarted, even on its first failure after a long, stable run."""
+    policy = RestartPolicy(250, 8_000, 10_000, 5, final_exit_statuses=frozenset({78}))
+    assert after_exit(policy, 0, 78, 60_000, True) == GiveUp(1, final=True)
+    assert after_exit(policy, 0, 70, 60_000, True) == Restart(250, 0)

@@ -13,8 +13,10 @@ answers (pure: the driver in server/supervisor.py measures time and acts):
   killed once comes back at once; one that keeps failing is not restarted in a tight loop,
   however slowly it fails (a start that dies before listening is a failed start).
 - `GiveUp`: the node failed quickly `quick_failures_max` times in a row (a crash loop: a bad
-  data directory, a port taken, a bug at start). Restarting it again would not help; the
-  operator must look at its log. The other nodes keep running.
+  data directory, a port taken, a bug at start), or at once when it exited with a status the
+  policy names final (a node that found its storage lost exits 78: no restart can change
+  that). Restarting it again would not help; the operator must look at its log. The other
+  nodes keep running.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class RestartPolicy:
     backoff_ms_max: int
     stable_run_ms: int
     quick_failures_max: int
+    final_exit_statuses: frozenset[int] = frozenset()  # exits no restart can mend
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,11 @@ class Restart:
 
 @dataclass(frozen=True)
 class GiveUp:
-    """Stop restarting the node: it failed quickly `quick_failures` times in a row."""
+    """Stop restarting the node: it failed quickly `quick_failures` times in a row, or
+    (`final`) it exited with a status no restart can mend."""
 
     quick_failures: int
+    final: bool = False
 
 
 Decision = LeaveStopped | Restart | GiveUp
@@ -60,6 +65,8 @@ def after_exit(policy: RestartPolicy, quick_failures: int, exit_status: int,
     having failed quickly `quick_failures` times in a row before this run."""
     if exit_status == 0:
         return LeaveStopped()
+    if exit_status in policy.final_exit_statuses:
+        return GiveUp(quick_failures + 1, final=True)
     stable = listened and ran_ms >= policy.stable_run_ms
     failures = 0 if stable else quick_failures + 1
     if failures >= policy.quick_failures_max:

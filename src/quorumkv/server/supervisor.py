@@ -47,12 +47,14 @@ from quorumkv.cluster.supervision import (
     RestartPolicy,
     after_exit,
 )
+from quorumkv.server.node import EXIT_STORAGE_LOST
 from quorumkv.server.status import encode_command, reply_complete
 
 POLICY = RestartPolicy(backoff_ms_min=limits.up_restart_backoff_ms_min,
                        backoff_ms_max=limits.up_restart_backoff_ms_max,
                        stable_run_ms=limits.up_stable_run_ms,
-                       quick_failures_max=limits.up_quick_failures_max)
+                       quick_failures_max=limits.up_quick_failures_max,
+                       final_exit_statuses=frozenset({EXIT_STORAGE_LOST}))
 
 SERVE_CHECK_TIMEOUT_S = 2.0
 """How long one readiness check (PING, then DBSIZE) may take before it counts as 'no answer'."""
@@ -387,9 +389,11 @@ class Supervisor:
                      f"stopped, the other nodes keep running (Ctrl-C, then `quorumkv up` again, "
                      f"restarts it); log: {node.log_path}")
         elif isinstance(decision, GiveUp):
-            self.say(f"{how}; giving up on it: it failed {decision.quick_failures} times in a "
-                     f"row within {limits.up_stable_run_ms / 1000:g} s of starting. The other "
-                     f"nodes keep running. Its log, {node.log_path}, ends:", error=True)
+            why = "its data directory lost what the node held, which no restart mends" \
+                if decision.final else f"it failed {decision.quick_failures} times in a row " \
+                f"within {limits.up_stable_run_ms / 1000:g} s of starting"
+            self.say(f"{how}; giving up on it: {why}. The other nodes keep running. Its log, "
+                     f"{node.log_path}, ends:", error=True)
             self._print_tail(node)
             self.say(f"fix what the log says, then stop `up` (Ctrl-C) and start it again to "
                      f"bring node {node.node_id} back", error=True)
