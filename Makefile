@@ -4,18 +4,36 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Every dependency is pinned in requirements/*.lock (regenerate with requirements/update.sh);
+# make run installs server.lock only, the other targets test.lock (server.lock and more).
+# A stamp per lock file's content: a changed lock reinstalls, an unchanged one does nothing.
+lock_sum = $(shell cat requirements/$(1).lock pyproject.toml | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-server-$(call lock_sum,server)
+STAMP := $(VENV)/.installed-test-$(call lock_sum,test)
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
 SEEDS ?= 0:10000
 
 .PHONY: run demo test verify verify-matrix bench bench-quick bench-components bench-deps lint clean \
 	system-deps
 
-$(STAMP): pyproject.toml
+# Pinned setuptools and wheel first, then the lock, then quorumkv itself with no resolution of
+# its own (--no-deps) and no build environment fetched from the index (--no-build-isolation).
+define install_lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[server,test,bench]'
+	$(PIP_INSTALL) $$(grep -E '^(setuptools|wheel)==' requirements/$(1).lock)
+	$(PIP_INSTALL) -r requirements/$(1).lock
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
+endef
+
+$(RUN_STAMP): requirements/server.lock pyproject.toml
+	$(call install_lock,server)
+	rm -f $(VENV)/.installed-server-*
+	touch $(RUN_STAMP)
+
+$(STAMP): requirements/test.lock pyproject.toml
+	$(call install_lock,test)
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 # Debian packages the integration tests use (redis-cli, redis-benchmark).
 system-deps:
@@ -27,7 +45,7 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; }
 
 # A local 3-node cluster of real processes (data under ./data); Ctrl-C stops it cleanly.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/quorumkv up --nodes 3
 
 # The deterministic simulator's demo.
@@ -64,7 +82,7 @@ bench-deps: system-deps
 	  else echo "missing: run 'sudo apt-get install etcd-server etcd-client redis-server redis-tools'"; exit 1; fi; }
 	test -x $(PYSYNCOBJ_VENV)/bin/python || $(PYTHON) -m venv $(PYSYNCOBJ_VENV)
 	$(PYSYNCOBJ_VENV)/bin/python -c 'import pysyncobj' 2>/dev/null || \
-	  $(PYSYNCOBJ_VENV)/bin/pip install --quiet pysyncobj
+	  $(PYSYNCOBJ_VENV)/bin/pip install --quiet pysyncobj==0.3.17
 
 # The comparative suite (bench/suite.py): results in bench/results/<date>.md/.json with plots,
 # and the README's performance table. The full run takes about 50 minutes on 2 cores.

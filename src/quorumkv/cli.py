@@ -4,32 +4,23 @@ Theory of operation. `quorumkv server` turns flags into a settings layer (config
 with the TOML file and the environment) and runs one node until SIGTERM or SIGINT.
 
 `quorumkv up --nodes N` is the quickest way to a working cluster: it starts N `server`
-processes on this machine (client ports 7001.., peer ports 17001.., data under ./data/nodeI),
-prefixes every log line of node I with `[node I]`, prints the redis-cli command to connect once
-every node listens, and on Ctrl-C (or SIGTERM) stops them all with SIGTERM, waiting for each to
-shut down gracefully (SIGKILL only if one has not stopped in time). Running it again restarts
-the same cluster from its data directories.
+processes on this machine (client ports 7001.., peer ports 17001.., data and log under
+./data/nodeI) and supervises them (server/supervisor.py): it prints which node is which PID,
+prints the redis-cli command once every node serves, restarts a node that dies, and on Ctrl-C
+(or SIGTERM) stops them all gracefully. Running it again restarts the same cluster from its
+data directories.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-
-UP_STOP_TIMEOUT_S = 10.0
-"""How long `up` waits for its nodes to stop after SIGTERM before it kills them."""
-
-UP_START_TIMEOUT_S = 30.0
-"""How long `up` waits for every node to listen before it reports a failed start."""
 
 
 @click.group()
@@ -103,126 +94,62 @@ def server(**flags: Any) -> None:
     sys.exit(code)
 
 
-# ---- up: a local cluster of real processes -------------------------------------------------
+# ---- up: a local cluster of real processes, supervised (server/supervisor.py) ---------------
 
 
-def local_peers(nodes: int, host: str, client_port: int, peer_port: int) -> str:
-    return ",".join(f"{i}={host}:{peer_port + i - 1}/{host}:{client_port + i - 1}"
-                    for i in range(1, nodes + 1))
-
-
-def node_command(node_id: int, peers: str, data_dir: Path, extra: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "quorumkv.cli", "server", "--node-id", str(node_id),
-            "--peers", peers, "--data-dir", str(data_dir / f"node{node_id}"), *extra]
-
-
-async def _relay(prefix: str, stream: asyncio.StreamReader) -> None:
-    while line := await stream.readline():
-        click.echo(f"{prefix} {line.decode(errors='replace').rstrip()}")
-
-
-def _listening(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-        return True
-    return False
-
-
-async def _run_cluster(nodes: int, host: str, client_port: int, peer_port: int,
-                       data_dir: Path, extra: tuple[str, ...]) -> int:
-    peers = local_peers(nodes, host, client_port, peer_port)
-    processes: dict[int, asyncio.subprocess.Process] = {}
-    relays = []
-    for node_id in range(1, nodes + 1):
-        process = await asyncio.create_subprocess_exec(
-            *node_command(node_id, peers, data_dir, extra),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        processes[node_id] = process
-        if process.stdout is not None:
-            relays.append(asyncio.ensure_future(_relay(f"[node {node_id}]", process.stdout)))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
-    code = await _wait_listening(processes, host, client_port, stop)
-    if code == 0:
-        click.echo(f"quorumkv: {nodes} nodes up; connect with:  redis-cli -p {client_port}"
-                   f"   (any of ports {client_port}..{client_port + nodes - 1}); "
-                   "Ctrl-C stops them all")
-        waits = [asyncio.ensure_future(p.wait()) for p in processes.values()]
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-    await _stop_all(processes)
-    await asyncio.gather(*relays, return_exceptions=True)
-    return code
-
-
-async def _wait_listening(processes: dict[int, asyncio.subprocess.Process], host: str,
-                          client_port: int, stop: asyncio.Event) -> int:
-    deadline = asyncio.get_running_loop().time() + UP_START_TIMEOUT_S
-    waiting = set(processes)
-    while waiting:
-        for node_id in list(waiting):
-            if processes[node_id].returncode is not None:
-                click.echo(f"quorumkv: node {node_id} exited with code "
-                           f"{processes[node_id].returncode}", err=True)
-                return 1
-            if _listening(host, client_port + node_id - 1):
-                waiting.discard(node_id)
-        if stop.is_set():
-            return 0
-        if asyncio.get_running_loop().time() > deadline:
-            click.echo(f"quorumkv: nodes {sorted(waiting)} did not start listening", err=True)
-            return 1
-        await asyncio.sleep(0.1)
-    return 0
-
-
-async def _stop_all(processes: dict[int, asyncio.subprocess.Process]) -> None:
-    for process in processes.values():
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-    for node_id, process in processes.items():
-        try:
-            await asyncio.wait_for(process.wait(), UP_STOP_TIMEOUT_S)
-        except TimeoutError:
-            click.echo(f"quorumkv: node {node_id} did not stop in time; killing it", err=True)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+def _say(text: str, error: bool) -> None:
+    click.echo(text, err=error)
 
 
 @main.command()
 @click.option("--nodes", type=click.IntRange(1, 99), default=3, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data",
-              show_default=True, help="Each node's data goes under DATA_DIR/nodeI.")
+              show_default=True,
+              help="Node I keeps its data and its log (node.log) in DATA_DIR/nodeI.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--client-port", type=int, default=7001, show_default=True,
               help="Client port of node 1 (node I listens on CLIENT_PORT + I - 1).")
 @click.option("--peer-port", type=int, default=17001, show_default=True,
               help="Peer port of node 1 (node I listens on PEER_PORT + I - 1).")
+@click.option("--follow-logs", is_flag=True,
+              help="Also print every line of every node's log, prefixed [node I].")
 @click.argument("server_options", nargs=-1, type=click.UNPROCESSED)
 def up(nodes: int, data_dir: str, host: str, client_port: int, peer_port: int,
-       server_options: tuple[str, ...]) -> None:
-    """Start a local cluster of NODES real processes; Ctrl-C stops them all.
+       follow_logs: bool, server_options: tuple[str, ...]) -> None:
+    """Start a local cluster of NODES real processes and keep it running; Ctrl-C stops it.
+
+    Prints each node's PID and log file, then "connect with" once every node serves. A node
+    that dies is reported and restarted with a bounded back-off (one that keeps dying right
+    after start is given up on, with the end of its log); one stopped on purpose (SIGTERM,
+    exit 0) stays stopped. Ctrl-C or SIGTERM stops every node gracefully; the exit status is 0
+    if every node stopped cleanly.
 
     Options after `--` go to every `quorumkv server`, e.g. `quorumkv up -- --tick-ms 20`."""
-    code = asyncio.run(_run_cluster(nodes, host, client_port, peer_port, Path(data_dir),
-                                    server_options))
-    sys.exit(code)
+    from quorumkv.server.supervisor import Supervisor, UpSettings
+
+    settings = UpSettings(nodes, host, client_port, peer_port, Path(data_dir), server_options,
+                          follow_logs)
+
+    async def supervise() -> int:
+        return await Supervisor(settings, _say).run()
+
+    sys.exit(asyncio.run(supervise()))
 
 
 @main.command()
-@click.option("--address", default="127.0.0.1:7001", show_default=True,
-              help="Client address (host:port) of any node of the cluster.")
-def status(address: str) -> None:
-    """Show the cluster: nodes, shards, leaders, terms and applied indexes (INFO quorumkv of
-    every node)."""
+@click.option("-h", "--host", default="127.0.0.1", show_default=True,
+              help="Host of any node of the cluster.")
+@click.option("-p", "--port", type=int, default=7001, show_default=True,
+              help="Client port of that node.")
+@click.option("--address", help="host:port of any node (instead of --host and --port).")
+def status(host: str, port: int, address: str | None) -> None:
+    """Show the cluster: nodes (with their process ids), shards, leaders, terms and applied
+    indexes (INFO server and quorumkv of every node)."""
     from rich.console import Console
 
     from quorumkv.server.status import read_cluster, render
 
+    address = address or f"{host}:{port}"
     try:
         report = read_cluster(address)
     except (OSError, ValueError) as error:

@@ -107,6 +107,14 @@ class OutcomeUnknown(QuorumKVError):
 
 # ---- Storage --------------------------------------------------------------------------------
 
+NO_REPLACE_YET = (
+    "Re-creating a node's replicas on a fresh data directory needs `quorumkv node replace` "
+    "(membership changes), which this version does not have yet; restarting with an emptied "
+    "data directory under the same --node-id does not work (its peers refuse it)"
+)
+"""The part of every lost-storage message that says what does not work (yet): shared, so that
+no message recommends wiping and restarting, the one procedure that never works."""
+
 
 class StorageError(QuorumKVError):
     """Base of storage conditions."""
@@ -147,9 +155,9 @@ class CorruptStorage(StorageError):
         self.offset = offset
         where = f"{path}" + (f" at offset {offset}" if offset is not None else "")
         super().__init__(
-            f"corrupt storage in {where}: {detail}. The node will not serve this data: "
-            "remove this replica's data directory and let the cluster re-replicate it, or "
-            "restore it from a backup"
+            f"corrupt storage in {where}: {detail}. The node will not serve this data. Keep "
+            "the data directory for inspection (check the disk: dmesg, SMART); the rest of the "
+            "cluster keeps serving without this node's replicas. " + NO_REPLACE_YET
         )
 
 
@@ -161,8 +169,8 @@ class DiskFull(StorageError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(
-            f"disk full under {path}: writes are refused until space is freed; "
-            "reads still work"
+            f"disk full under {path}: writes are refused until space is freed on that disk "
+            "(the node resumes by itself, no restart needed)"
         )
 
 
@@ -183,7 +191,7 @@ class FormatVersionMismatch(StorageError):
         self.path = path
         super().__init__(
             f"{path}: format version {found} is not supported by this build "
-            f"(supports {supported}); upgrade quorumkv or restore from a backup"
+            f"(supports {supported}); run the quorumkv version that wrote it (or a newer one)"
         )
 
 
@@ -250,6 +258,40 @@ class InvalidCommand(QuorumKVError):
         super().__init__(
             f"cannot decode a command record: {detail}; if the cluster runs mixed versions, "
             "upgrade every node to the newest one, otherwise report this as a bug"
+        )
+
+
+class ReplicaStateLost(StorageError):
+    """A replica's log ends before entries it acknowledged: its storage was lost or rolled
+    back (wiped, or restored from an older copy). It must not go on under its identity."""
+
+    def __init__(self, group_id: int, commit: int, last_index: int, leader_id: int) -> None:
+        self.group_id = group_id
+        super().__init__(
+            f"shard {group_id}: the leader (node {leader_id}) knows this replica holds entries "
+            f"up to {commit}, but its log ends at {last_index}: this node's data directory "
+            "lost entries it had acknowledged (emptied, or restored from an older copy). A "
+            "replica that lost acknowledged entries cannot rejoin under its old identity (it "
+            "could vote twice or be counted as holding entries it lacks). If the data "
+            "directory was restored from a copy, put back the newest one. " + NO_REPLACE_YET
+        )
+
+
+class StorageLost(StorageError):
+    """A peer refused this node: it knows this node id with another storage id, so this data
+    directory is not the one the node ran with (it was lost, emptied or replaced)."""
+
+    def __init__(self, node_id: int, path: str, storage_id: str, refused_by: int,
+                 known_storage_id: str) -> None:
+        self.node_id = node_id
+        super().__init__(
+            f"node {node_id}'s data directory {path} was initialised afresh (storage id "
+            f"{storage_id}), but node {refused_by} knows node {node_id} with storage id "
+            f"{known_storage_id}: the data this node held is not here, and a node whose data "
+            "was lost cannot rejoin under its old identity. The rest of the cluster keeps "
+            "serving without it. If the data directory with storage id "
+            f"{known_storage_id} still exists, put it back and start the node on it. "
+            + NO_REPLACE_YET
         )
 
 

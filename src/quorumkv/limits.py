@@ -30,8 +30,10 @@ uncommitted_bytes_max = 64 * 1024 * 1024
 committed_entries_bytes_max = 4 * 1024 * 1024
 """Bytes of committed entries handed to the host in one Ready for applying."""
 
-proposal_bytes_max = 8 * 1024 * 1024
-"""Bytes of one proposal's data at most."""
+proposal_bytes_max = 9 * 1024 * 1024
+"""Bytes of one proposal's data at most: room for a command carrying the largest value a client
+may send (`string_bytes_max`), its key (`key_bytes_max`) and small arguments beside them.
+A command that is larger still (MSET of several large values) is refused before proposing."""
 
 read_index_pending_max = 10_000
 """Read-index requests a leader queues while waiting for its first commit in its term."""
@@ -102,6 +104,20 @@ elected before it is answered -TRYAGAIN."""
 client_connections_max = 10_000
 """Client connections a node accepts at once (Redis's maxclients default); more are refused."""
 
+client_connections_settable_max = 1_000_000
+"""The largest maxclients CONFIG SET accepts (the open-file limit must allow it too)."""
+
+reserved_file_descriptors = 256
+"""Open files a node keeps for itself beyond its client connections (store, peers, logs): the
+open-file limit it asks for is maxclients plus this."""
+
+client_tcp_keepalive_s = 300
+"""Idle seconds before a client socket's first TCP keepalive probe (Redis's tcp-keepalive
+default; CONFIG SET tcp-keepalive changes it for new connections, 0 turns keepalive off)."""
+
+client_tcp_keepalive_s_max = 32_767
+"""The largest tcp-keepalive CONFIG SET accepts (Linux's bound on TCP_KEEPIDLE)."""
+
 client_pending_commands_max = 1_024
 """Commands of one client connection parsed but not yet answered before the node stops reading
 from it (pipelining back-pressure)."""
@@ -134,8 +150,35 @@ peer_reconnect_backoff_ms_max = 1_000
 peer_handshake_timeout_ms = 5_000
 """A peer connection that has not completed its handshake in this time is closed."""
 
+ready_cycle_stall_ms = 1_000
+"""A Ready cycle running longer than this is a disk stall (its synced write has not returned):
+logged when noticed and when it ends (server/host_gate.py)."""
+
+peer_reachability_log_lines_max = 4
+"""Log lines about one peer becoming unreachable or reachable within
+`peer_reachability_log_interval_ms`; further changes are summed up in the next line
+(server/reachability_log.py)."""
+
+peer_reachability_log_interval_ms = 10_000
+"""The window of `peer_reachability_log_lines_max`."""
+
 shutdown_transfer_timeout_ms = 2_000
 """On graceful shutdown, how long a leader waits for leadership to move to another node."""
+
+stats_sample_interval_ms = 100
+"""Period of the node's client cron: it samples the statistics for INFO's instantaneous rates
+and closes connections idle longer than CONFIG SET timeout (Redis's serverCron runs at 10 Hz)."""
+
+stats_samples_max = 16
+"""Samples the instantaneous rates of INFO stats average over (Redis's STATS_METRIC_SAMPLES)."""
+
+error_codes_tracked_max = 128
+"""Distinct error codes INFO errorstats counts (Redis's ERRORSTATS_LIMIT); more are counted
+only in total_error_replies."""
+
+command_spellings_tracked_max = 4_096
+"""Spellings of command names (GET, get, Get...) INFO commandstats remembers the entry of;
+others are looked up each time."""
 
 gil_switch_interval_us = 500
 """With Ready cycles on a worker thread, how long a thread that wants the GIL (the worker back
@@ -144,11 +187,15 @@ default is 5,000 µs, which adds up to 5 ms to a commit)."""
 
 # ---- Redis data model and RESP (kv/, codec/resp.py) -----------------------------------------
 
-bulk_bytes_max = 512 * 1024 * 1024
-"""Bytes of one bulk string a client may send (Redis's proto-max-bulk-len)."""
+string_bytes_max = 8 * 1024 * 1024
+"""Bytes of one string value at most, as Redis's proto-max-bulk-len bounds both: the bulk
+strings of a request (longer ones are a protocol error, from their header) and the value a
+command builds (APPEND, SETRANGE answer "string exceeds maximum allowed size"). CONFIG GET
+proto-max-bulk-len reports it. One stored value must fit in one proposal and in one snapshot
+chunk, which is why it is far below Redis's 512 MB."""
 
-string_bytes_max = 512 * 1024 * 1024
-"""Bytes of a string value that APPEND or SETRANGE may build (Redis's proto-max-bulk-len)."""
+bulk_bytes_max = string_bytes_max
+"""Bytes of one bulk string a client may send (proto-max-bulk-len: `string_bytes_max`)."""
 
 key_bytes_max = 64 * 1024
 """Bytes of one key; a longer key is refused before anything is proposed."""
@@ -175,6 +222,26 @@ store_page_records_max = 1_024
 random_key_records_max = 1_000
 """Stored keys RANDOMKEY looks at, skipping expired ones, before answering nil."""
 
+collection_members_max = 2**32 - 1
+"""Members (fields, elements) one collection holds at most, as in Redis; a write that would
+add more is refused."""
+
+collection_read_members_max = 1_000_000
+"""Members one command reads from one collection at most in one go (HGETALL, SMEMBERS, SINTER,
+a cross-slot RENAME...), and elements one reply carries (HRANDFIELD/SRANDMEMBER with a count):
+beyond it the command fails and names HSCAN/SSCAN. Random picks are exactly uniform up to
+this size, close to uniform beyond it (kv/collection.py)."""
+
+collection_inline_release_members_max = 64
+"""Members of a deleted or overwritten collection deleted in the same entry; a bigger one
+leaves a garbage record for QKV.SWEEP entries (kv/members.py)."""
+
+sweep_records_per_entry_max = 4_096
+"""Member records of released collections one QKV.SWEEP entry deletes at most."""
+
+set_operation_keys_max = 1_024
+"""Keys one SINTER/SUNION/SDIFF (and STORE, SINTERCARD) names at most."""
+
 # ---- Storage (RocksDB) ----------------------------------------------------------------------
 
 log_tail_entries_max = 4_096
@@ -184,9 +251,10 @@ serve the reads of committed entries (apply) and of recent ones (replication) wi
 log_tail_bytes_max = 8 * 1024 * 1024
 """Bytes (Entry.size_bytes) of one shard's in-memory log tail at most."""
 
-apply_cache_entries_max = 16_384
-"""Slot key counts one shard's apply cache keeps in memory (host/shard_view.py): one per hash
-slot, so it holds all of them; past the bound it starts over."""
+apply_cache_entries_max = 32_768
+"""Slot key counts and collection version counters one shard's apply cache keeps in memory
+(host/shard_view.py): one of each per hash slot, so it holds all of them; past the bound it
+starts over."""
 
 rocksdb_block_cache_bytes = 64 * 1024 * 1024
 """Bytes of the block cache shared by all column families (data, index and filter blocks)."""
@@ -265,3 +333,34 @@ must stay below 2**63 for clients that read cursors as signed 64-bit integers.""
 
 get_keys_in_slot_max = 100_000
 """Keys one CLUSTER GETKEYSINSLOT answers at most, whatever count asks for."""
+
+# ---- quorumkv up: the supervisor of a local cluster (server/supervisor.py) ------------------
+
+up_restart_backoff_ms_min = 250
+"""Milliseconds `up` waits before restarting a node that died after a stable run; each quick
+failure in a row doubles the wait."""
+
+up_restart_backoff_ms_max = 8_000
+"""Longest wait, in milliseconds, before `up` restarts a node that died."""
+
+up_stable_run_ms = 10_000
+"""Milliseconds a node must have run before it died for its death not to count as a quick
+failure (a crash right after start); a stable run starts the back-off over."""
+
+up_quick_failures_max = 5
+"""Quick failures in a row (deaths within up_stable_run_ms of starting) after which `up` gives
+up on a node, reports it with the tail of its log, and keeps the other nodes running."""
+
+up_serve_timeout_ms = 60_000
+"""Milliseconds `up` waits at start for every node to serve (answer DBSIZE, a linearizable
+count over every shard) before it stops them all and exits 1."""
+
+up_stop_timeout_ms = 10_000
+"""Milliseconds `up` waits for its nodes to exit after SIGTERM before it kills them."""
+
+up_log_tail_lines_max = 20
+"""Lines of a node's log `up` prints when the node exits with an error or is given up on."""
+
+up_node_log_bytes_max = 64 * 1024 * 1024
+"""Bytes of one node's log file under `up`; past it, the file is copied to node.log.1 and
+emptied (the node keeps appending to the same open file)."""

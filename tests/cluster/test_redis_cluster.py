@@ -27,8 +27,9 @@ from quorumkv.cluster.redis_cluster import (
     cluster_command,
     node_name,
 )
+from quorumkv.cluster.slot_ranges import slot_total
 from quorumkv.cluster.slots import SLOT_COUNT, key_slot
-from quorumkv.cluster.view import ClusterView
+from quorumkv.cluster.view import ClusterView, SlotHealth
 from quorumkv.codec.resp import encode_reply
 from quorumkv.kv.reply import (
     NOT_AN_INTEGER,
@@ -47,6 +48,12 @@ def wire(reply: Reply, protocol: int) -> Any:
     reader = hiredis.Reader()
     reader.feed(encode_reply(reply, protocol))
     return reader.gets()
+
+
+def as_map(reply: Any) -> dict[str, Any]:
+    """A RESP3 map, or RESP2's flat key/value array, as a dict with str keys."""
+    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
+    return {key.decode(): value for key, value in pairs}
 
 
 def view_of(nodes: int = 3, shards: int = 6, node_id: int = 1, **observed: Any) -> ClusterView:
@@ -131,13 +138,16 @@ def test_cluster_shards(protocol: int) -> None:
     view = ClusterView(metadata, 1, preferred_leaders(metadata), frozenset({down}),
                        {(1, first.preferred_leader): 1234})
     raw = wire(redis_cluster.cluster_shards(view), protocol)
-    parsed = parse_cluster_shards_unified(raw)
-    assert parse_cluster_shards(raw)
+    # The wire reply itself, in Redis 7's shape: a map per shard (a flat key/value array in
+    # RESP2), "slots" a flat list of start, end bounds. Client libraries parse it in their own
+    # ways (redis-py 8.2 pairs the bounds, 8.1 did not); that they can parse it at all is
+    # checked apart from its shape.
+    assert len(parse_cluster_shards_unified(raw)) == len(parse_cluster_shards(raw)) == 4
+    parsed = [as_map(shard) for shard in raw]
     assert len(parsed) == 4
     one = parsed[0]
-    slots = one["slots"] if protocol == 3 else [x for pair in one["slots"] for x in pair]
-    assert slots == [first.slot_ranges[0].start, first.slot_ranges[0].end]
-    nodes = one["nodes"]
+    assert one["slots"] == [first.slot_ranges[0].start, first.slot_ranges[0].end]
+    nodes = [as_map(node) for node in one["nodes"]]
     assert [n["role"] for n in nodes] == [b"master", b"replica", b"replica", b"replica"]
     assert set(nodes[0]) == {"id", "port", "ip", "endpoint", "role", "replication-offset",
                              "health"}
@@ -192,6 +202,58 @@ def test_cluster_info() -> None:
     assert info["cluster_known_nodes"] == "3" and info["cluster_size"] == "3"
     assert info["cluster_current_epoch"] == "1" and info["cluster_my_epoch"] == "1"
     assert "total_cluster_links_buffer_limit_exceeded" in info
+
+
+def _slot_counts(view: ClusterView) -> dict[str, Any]:
+    info = parse_cluster_info(wire(redis_cluster.cluster_info(view), 2))
+    counts = {k: int(info[f"cluster_slots_{k}"]) for k in ("ok", "pfail", "fail")}
+    assert sum(counts.values()) == int(info["cluster_slots_assigned"]) == 16384
+    return {"state": info["cluster_state"], **counts}
+
+
+def test_cluster_info_fails_when_a_majority_of_nodes_is_unreachable() -> None:
+    """With 2 of 3 nodes unreachable, every shard lacks a quorum from the survivor: the
+    state is fail and every slot counts as failed, whatever leaders the survivor last knew
+    (its own leaderships included: a leader without its quorum commits nothing)."""
+    down = frozenset({2, 3})
+    for leaders in ({}, {s: s % 3 + 1 for s in range(7)}):
+        assert _slot_counts(view_of(3, 6, leaders=leaders, down_nodes=down)) == {
+            "state": "fail", "ok": 0, "pfail": 0, "fail": 16384}
+
+
+def test_cluster_info_suspects_but_does_not_fail_a_shard_that_keeps_its_quorum() -> None:
+    """One node of three unreachable: its shards have no reachable leader yet but a reachable
+    majority (an election can end), so they are pfail and the state stays ok."""
+    view = view_of(3, 6, down_nodes=frozenset({3}))
+    led_by_three = sum(slot_total(s.slot_ranges) for s in view.serving_shards()
+                       if view.leader_of(s.shard_id) == 3)
+    assert led_by_three > 0
+    assert _slot_counts(view) == {"state": "ok", "ok": 16384 - led_by_three,
+                                  "pfail": led_by_three, "fail": 0}
+
+
+def test_cluster_info_judges_shards_hosted_elsewhere_by_their_voters() -> None:
+    """On a node that hosts no replica of a shard, the shard fails when a majority of its
+    voters is unreachable from there, and is ok while its known leader is reachable."""
+    view = view_of(5, 10, node_id=1)
+    elsewhere = [s for s in view.serving_shards() if not view.hosts(s)]
+    assert elsewhere
+    shard = elsewhere[0]
+    voters = [r.node_id for r in shard.voters()]
+    cut = view.observe(down_nodes=frozenset(voters[:2]))
+    assert cut.slot_health(shard) is SlotHealth.FAIL
+    assert _slot_counts(cut)["state"] == "fail"
+    leader_reachable = view.observe(leaders={shard.shard_id: voters[2]},
+                                    down_nodes=frozenset(voters[:2]))
+    assert leader_reachable.slot_health(shard) is SlotHealth.OK
+
+
+def test_cluster_info_of_a_node_that_does_not_know_the_metadata_fails() -> None:
+    """Before a node knows the metadata it knows no slot: cluster_state:fail, every count 0
+    (Redis answers CLUSTER INFO in every state)."""
+    info = parse_cluster_info(wire(redis_cluster.cluster_info(None), 2))
+    assert info["cluster_state"] == "fail"
+    assert all(info[f"cluster_slots_{k}"] == "0" for k in ("assigned", "ok", "pfail", "fail"))
 
 
 def test_cluster_command_dispatch() -> None:

@@ -143,9 +143,23 @@ def test_cross_slot_is_refused_even_on_one_shard(cluster: Cluster) -> None:
         routing.Moved(key_slot(b"u"), f"127.0.0.1:{7000 + cluster.shard(shard_of(cluster, 'u')).preferred_leader}"))
 
 
+def test_set_commands_route_by_all_their_keys(cluster: Cluster) -> None:
+    """SINTER, SUNIONSTORE, SMOVE and SINTERCARD (keys after numkeys, LIMIT not a key) are
+    refused -CROSSSLOT across slots and run where their one slot lives otherwise."""
+    a, b = keys_on(cluster, 1, 2)
+    leader = cluster.shard(1).preferred_leader
+    for command in (("SINTER", a, b), ("SUNIONSTORE", a, b), ("SMOVE", a, b, "m"),
+                    ("SINTERCARD", "2", a, b), ("SDIFF", a, a, b)):
+        assert isinstance(cluster.decide(leader, CLUSTER, *command), routing.CrossSlot), command
+    home = routing.Local(shard_of(cluster, a))
+    assert cluster.decide(leader, CLUSTER, "SINTERCARD", "1", a, "LIMIT", "5") == home
+    assert cluster.decide(leader, CLUSTER, "SINTERCARD", "2", a, a, "LIMIT", "5") == home
+    assert cluster.decide(leader, CLUSTER, "HSET", a, "f", "v") == home
+
+
 def test_readonly_reads_may_use_a_follower() -> None:
-    """After READONLY a read runs on a voting follower here (possibly stale); a write, or a
-    read on a node without a voting replica, is redirected to the leader."""
+    """After READONLY a read runs on a voting follower here (possibly stale); a write, a random
+    draw, or a read on a node without a voting replica, is redirected to the leader."""
     cluster = Cluster(nodes=5, shards=10, factor=3)
     shard = cluster.shard(1)
     key = keys_on(cluster, 1, 1)[0]
@@ -158,6 +172,10 @@ def test_readonly_reads_may_use_a_follower() -> None:
         slot, leader_address)
     assert cluster.decide(follower, CLUSTER, "GET", key) == routing.Moved(slot, leader_address)
     assert cluster.decide(stranger, READONLY, "GET", key) == routing.Moved(slot, leader_address)
+    assert cluster.decide(follower, READONLY, "HGET", key, "f") == routing.Local(1, stale_read=True)
+    for random_read in (("SRANDMEMBER", key), ("HRANDFIELD", key, "2")):  # the leader draws
+        assert cluster.decide(follower, READONLY, *random_read) == routing.Moved(
+            slot, leader_address)
     shards = dict(cluster.metadata.shards)
     shards[1] = make_shard(1, shard.slot_ranges, shard.replicas + (
         Replica(stranger, 99, ReplicaRole.LEARNER),), shard.epoch + 1, shard.preferred_leader)

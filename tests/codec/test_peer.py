@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from quorumkv.codec.peer import (
     WIRE_FORMAT_VERSION,
+    ClusterMetadataPush,
     Handshake,
     PeerFormatError,
     SnapshotChunk,
@@ -50,15 +51,33 @@ def test_snapshot_chunks_round_trip(message: Message, meta: SnapshotMeta, data: 
 
 
 def test_handshake_round_trips() -> None:
-    """A handshake keeps the cluster id, node id and wire version."""
-    handshake = Handshake("cluster-a", 4)
+    """A handshake keeps the cluster id, node id, storage id and wire version."""
+    handshake = Handshake("cluster-a", 4, "5f0c2a9e4b7d4c1e8a3b6d2f9e0c1a7b")
     assert decode_peer_message(encode_peer_message(handshake)) == handshake
+
+
+def test_a_version_1_handshake_is_refused_as_another_wire_format() -> None:
+    """A node of the previous wire format (handshake without a storage id) is refused with a
+    reason naming both versions, not misread."""
+    frame = msgpack.packb([1, 0, ["cluster-a", 4, 1]])
+    with pytest.raises(PeerFormatError, match="wire format 1, this node speaks 2"):
+        decode_peer_message(frame)
+
+
+def test_cluster_metadata_push_round_trips_and_refuses_text() -> None:
+    """A metadata push carries its bytes unchanged; a push whose payload is not bytes is a
+    malformed record."""
+    push = ClusterMetadataPush(b"\x01\x02encoded")
+    assert decode_peer_message(encode_peer_message(push)) == push
+    frame = msgpack.packb([WIRE_FORMAT_VERSION, 7, ["text"]])
+    with pytest.raises(PeerFormatError, match="must be bytes"):
+        decode_peer_message(frame)
 
 
 def test_other_wire_version_is_refused_with_a_reason() -> None:
     """A frame from a different wire format version is refused, naming both versions."""
     frame = msgpack.packb([WIRE_FORMAT_VERSION + 1, 0, ["c", 1, 1]])
-    with pytest.raises(PeerFormatError, match="wire format 2"):
+    with pytest.raises(PeerFormatError, match=f"wire format {WIRE_FORMAT_VERSION + 1}"):
         decode_peer_message(frame)
 
 

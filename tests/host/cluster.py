@@ -13,6 +13,7 @@ from typing import Any
 
 from quorumkv.codec.peer import PeerMessage
 from quorumkv.host.host import Host, HostConfig
+from quorumkv.raft.confchange import ConfChange
 from quorumkv.storage.memory import MemoryStore
 
 
@@ -85,6 +86,17 @@ class Cluster:
     def leader(self, shard_id: int = 1) -> int:
         leaders = [n for n, h in self.hosts.items() if h.is_leader(shard_id)]
         return leaders[0] if len(leaders) == 1 else 0
+
+    def add_learner(self, leader: int, node_id: int, shard_id: int = 1) -> None:
+        """Add an empty replica on a new node as a learner through `leader`, and run until it
+        has applied what the leader has (by snapshot when the leader compacted its log)."""
+        self.add_node(node_id, shard_id)
+        results: list[object] = []
+        self.hosts[leader].propose_conf_change(shard_id, ConfChange.add_learner(node_id),
+                                               results.append)
+        self.run_until(lambda: bool(results))
+        self.run_until(lambda: self.hosts[node_id].replica(shard_id).applied.index
+                       >= self.hosts[leader].replica(shard_id).applied.index)
 
     def call(self, node_id: int, name: bytes, *args: bytes, shard_id: int = 1,
              ticks_max: int = 200) -> object:

@@ -7,7 +7,7 @@ import random
 from quorumkv.host.shard_view import ApplyCache, ApplyView
 from quorumkv.kv import state_machine
 from quorumkv.kv.command import Command
-from quorumkv.kv.layout import COUNT_PREFIX
+from quorumkv.kv.layout import COUNT_PREFIX, VERSION_PREFIX
 from quorumkv.storage.memory import MemoryStore
 from quorumkv.storage.protocols import ShardState
 
@@ -39,8 +39,12 @@ def random_commands(chooser: random.Random, count: int) -> list[Command]:
             name = b"SET"
         elif kind < 0.65:
             name, args = b"SET", (key, b"e", b"PX", b"%d" % chooser.randrange(1, 30))
-        elif kind < 0.85:
+        elif kind < 0.75:
             name, args = b"DEL", (key, b"k%d" % chooser.randrange(40))
+        elif kind < 0.8:  # a new collection reads and bumps its slot's version counter
+            name, args = b"HSET", (key, b"f%d" % chooser.randrange(3), b"v")
+        elif kind < 0.85:
+            name, args = b"SADD", (key, b"m%d" % chooser.randrange(3))
         else:
             name, args = b"INCR", (b"n%d" % chooser.randrange(5),)
         commands.append(Command(name, args, 1_000 + number))
@@ -90,6 +94,22 @@ def test_a_set_of_a_new_key_reads_the_store_once_when_its_slot_count_is_cached()
         count_reads = [read for read in state.reads if read.startswith(COUNT_PREFIX)]
         assert len(count_reads) == (1 if number == 0 else 0)
         assert len(state.reads) == (2 if number == 0 else 1)
+
+
+def test_a_new_hash_reads_its_slots_version_counter_once() -> None:
+    """Once a slot's collection version counter is cached, creating another hash in that slot
+    reads only the key's record and the new field from the store (no counter, no count)."""
+    store = MemoryStore()
+    cache = ApplyCache()
+    for number, key in enumerate((b"{tag}a", b"{tag}b")):
+        batch = store.batch()
+        state = CountingState(store.shard(SHARD))
+        view = ApplyView(SHARD, state, batch, cache)
+        assert state_machine.apply(view, Command(b"HSET", (key, b"f", b"v"), 1_000 + number)) == 1
+        store.write(batch, sync=False)
+        counter_reads = [read for read in state.reads if read.startswith(VERSION_PREFIX)]
+        assert len(counter_reads) == (1 if number == 0 else 0)
+        assert len(state.reads) == (3 if number == 0 else 1)
 
 
 def test_a_full_cache_starts_over_and_stays_exact() -> None:

@@ -7,7 +7,6 @@ from quorumkv.host.host import HostConfig
 from quorumkv.host.shard_view import ReadView
 from quorumkv.kv import state_machine
 from quorumkv.kv.reply import SimpleString
-from quorumkv.raft.confchange import ConfChange
 
 from .cluster import Cluster
 
@@ -63,12 +62,7 @@ def test_a_new_replica_catches_up_by_snapshot_after_compaction() -> None:
     for i in range(30):
         cluster.call(leader, b"SET", b"key%d" % i, b"value%d" % i)
     assert cluster.stores[leader].log(1).first_index() > 6, "the leader compacted its log"
-    cluster.add_node(4, 1)
-    results: list[object] = []
-    cluster.hosts[leader].propose_conf_change(1, ConfChange.add_learner(4), results.append)
-    cluster.run_until(lambda: bool(results))
-    cluster.run_until(lambda: cluster.hosts[4].replica(1).applied.index
-                      >= cluster.hosts[leader].replica(1).applied.index)
+    cluster.add_learner(leader, 4)
     for i in range(30):
         assert stored_value(cluster, 4, b"key%d" % i) == b"value%d" % i
     assert cluster.hosts[4].replica(1).applied.conf_state.learners == (4,)
@@ -87,7 +81,8 @@ def test_a_restarted_node_recovers_its_applied_state_from_the_store() -> None:
 
 
 def test_a_full_disk_refuses_writes_definitely_and_the_node_resumes_when_space_returns() -> None:
-    """While the leader's disk refuses writes, new writes fail with DiskFull (definite); once
+    """While the leader's disk refuses writes, it stops counting as the leader and new writes
+    submitted to it fail with NotLeader (definite: routed elsewhere by the dispatcher); once
     writes succeed again, the stalled cycle completes and the cluster keeps committing."""
     import random
 
@@ -102,7 +97,8 @@ def test_a_full_disk_refuses_writes_definitely_and_the_node_resumes_when_space_r
     cluster.hosts[leader].submit(1, b"SET", (b"k", b"during"), first.append)
     cluster.hosts[leader].process()  # the persist step fails: the cycle stalls
     refused = cluster.call(leader, b"SET", b"k", b"refused", ticks_max=1)
-    assert isinstance(refused, errors.DiskFull) and refused.definite
+    assert isinstance(refused, errors.NotLeader) and refused.definite
+    assert not cluster.hosts[leader].is_leader(1)
     cluster.run_until(lambda: bool(first))
     assert first[0] == SimpleString(b"OK")
     assert cluster.call(leader, b"GET", b"k") == b"during"
@@ -139,7 +135,8 @@ def test_reads_on_two_followers_at_once_each_get_their_own_answer() -> None:
 def test_a_stalled_node_takes_no_input_so_its_stalled_ready_still_matches_its_core() -> None:
     """While a cycle is stalled by a full disk, the host drops peer messages, holds back
     ticks and refuses reads: the core cannot move past the Ready waiting to be persisted
-    (simulator seed 7711 resumed a term-9 Ready after the core had stepped into term 10)."""
+    (simulator seed 7711 resumed a term-9 Ready after the core had stepped into term 10).
+    Routing meanwhile names the new leader seen in the dropped messages."""
     import random
 
     from quorumkv.storage.faulty_disk import FaultyDiskStore
@@ -157,12 +154,14 @@ def test_a_stalled_node_takes_no_input_so_its_stalled_ready_still_matches_its_co
         cluster.tick()  # the others elect a new leader and message the stalled node
     assert (host.replica(1).node.term, host.replica(1).node.role) == (term, role)
     assert host.dropped_messages > dropped
+    new_leader = cluster.leader()
+    assert new_leader not in (0, leader) and host.leader_of(1) == new_leader
     read: list[object] = []
     host.submit(1, b"GET", (b"k",), read.append)
-    assert isinstance(read[0], errors.DiskFull) and read[0].definite
+    assert isinstance(read[0], errors.NotLeader) and read[0].definite
+    assert read[0].leader_id == new_leader
     cluster.stores[leader].fail_writes_next(0)
     cluster.run_until(lambda: bool(pending))
-    new_leader = cluster.leader()
     cluster.run_until(lambda: host.replica(1).node.term >= cluster.hosts[new_leader].replica(1).node.term)
 
 
@@ -177,3 +176,33 @@ def test_a_leader_transfer_asked_of_a_replica_without_a_known_leader_is_dropped(
     host.transfer_leader(1, 2)  # no leader known yet: dropped
     leader = elect(cluster)
     assert cluster.call(leader, b"SET", b"k", b"v") == SimpleString(b"OK")
+
+
+def test_a_stalled_sole_voter_answers_reads_from_its_applied_state() -> None:
+    """While a full disk stalls the only voter of a shard, reads answer the applied values (no
+    other replica can commit) and writes are refused; disk_full_since_ms is set while stalled
+    and cleared once the stalled cycle completes."""
+    import random
+
+    from quorumkv.storage.faulty_disk import FaultyDiskStore
+
+    cluster = Cluster(1, store_factory=lambda n: FaultyDiskStore(random.Random(n), torn_probability=0.0))
+    leader = elect(cluster)
+    host = cluster.hosts[leader]
+    assert cluster.call(leader, b"SET", b"k", b"before") == SimpleString(b"OK")
+    cluster.stores[leader].fail_writes_next(1_000_000)
+    pending: list[object] = []
+    host.submit(1, b"SET", (b"k", b"during"), pending.append)
+    host.process()  # stalls at persist
+    assert host.disk_full_since_ms is not None
+    answers: list[object] = []
+    for name, args in ((b"GET", (b"k",)), (b"EXISTS", (b"k",)), (b"STRLEN", (b"k",))):
+        host.submit(1, name, args, answers.append)
+    assert answers == [b"before", 1, 6]
+    refused: list[object] = []
+    host.submit(1, b"SET", (b"k", b"refused"), refused.append)
+    assert isinstance(refused[0], errors.DiskFull)
+    cluster.stores[leader].fail_writes_next(0)
+    cluster.run_until(lambda: bool(pending))
+    assert pending == [SimpleString(b"OK")] and host.disk_full_since_ms is None
+    assert cluster.call(leader, b"GET", b"k") == b"during"

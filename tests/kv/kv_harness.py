@@ -3,7 +3,10 @@
 `Shard("SET k v")` validates the command like the server does before proposing, then applies
 it (a write, stamped with the shard's clock as the leader would) or reads it. After every
 command the harness checks the layout's invariants: each expiring key has exactly its index
-entry, every index entry has its key, and each slot's count is its number of keys.
+entry, every index entry has its key, and each slot's count is its number of keys; each
+collection's member records are as many as its count says, every member record belongs to a
+live collection or to a released one (a garbage record), and each slot's version counter is
+past every version used in the slot.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ class Shard:
 
 
 def check_layout(store: MemoryKeyValueStore) -> None:
-    """The three record families agree (kv/layout.py)."""
+    """The record families agree (kv/layout.py)."""
     data, index, counts = {}, set(), {}
+    member_counts: Counter[bytes] = Counter()
+    garbage, versions = set(), {}
     for key, value in store.items():
         if key.startswith(layout.DATA_PREFIX):
             data[key] = layout.decode_record(value, key)
@@ -65,14 +70,46 @@ def check_layout(store: MemoryKeyValueStore) -> None:
             index.add(key)
         elif key.startswith(layout.COUNT_PREFIX):
             counts[key] = layout.decode_count(value)
+        elif key.startswith(layout.MEMBER_PREFIX):
+            member_counts[key[:layout.COLLECTION_PREFIX_BYTES]] += 1
+        elif key.startswith(layout.GARBAGE_PREFIX):
+            garbage.add(layout.garbage_prefix(key))
+        elif key.startswith(layout.VERSION_PREFIX):
+            versions[key[1:]] = int.from_bytes(value, "big")
         else:
             raise AssertionError(f"unexpected record {key!r}")
     expected_index = {layout.expiry_key(r.expiry_ms, k) for k, r in data.items() if r.expiry_ms}
     assert index == expected_index, f"expiry index {index} != {expected_index}"
     actual_counts = Counter(layout.count_key(k) for k in data)
     assert counts == dict(actual_counts), f"slot counts {counts} != {dict(actual_counts)}"
+    expiring = Counter(layout.count_key(k) for k, r in data.items() if r.expiry_ms)
+    expiry_sums: Counter[bytes] = Counter()
+    for key, record in data.items():
+        expiry_sums[layout.count_key(key)] += record.expiry_ms
+    for key, value in store.items():
+        if key.startswith(layout.COUNT_PREFIX):
+            _, counted, summed = layout.decode_counts(value)
+            assert (counted, summed) == (expiring[key], expiry_sums[key]), (
+                f"slot {key!r} counts {counted} expiring keys summing {summed} ms, "
+                f"stores {expiring[key]} summing {expiry_sums[key]}")
     for key in data:
         assert layout.data_key(layout.user_key(key)) == key, f"misplaced data key {key!r}"
+    live = {}
+    for key, record in data.items():
+        if layout.is_collection(record.type_tag):
+            version, count = layout.decode_collection(record.payload, key)
+            assert count > 0, f"empty collection stored at {key!r}"
+            prefix = layout.collection_prefix(layout.slot_bytes(key), version)
+            assert prefix not in live and prefix not in garbage, f"{prefix!r} used twice"
+            live[prefix] = count
+            assert versions.get(layout.slot_bytes(key), 0) > version, f"counter behind {key!r}"
+    for prefix, count in live.items():
+        assert member_counts[prefix] == count, (
+            f"collection {prefix!r} counts {count} members, stores {member_counts[prefix]}")
+    for prefix in member_counts:
+        assert prefix in live or prefix in garbage, f"orphan member records under {prefix!r}"
+    for prefix in garbage:
+        assert versions.get(prefix[1:3], 0) > int.from_bytes(prefix[3:], "big")
 
 
 def run_script(steps: list[tuple[object, object]], shard: Shard | None = None) -> Shard:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from quorumkv.kv.keyspace import Keyspace
-from quorumkv.kv.layout import ValueType
 from quorumkv.kv.reply import (
     DECREMENT_OVERFLOW,
     INCREMENT_NOT_FINITE,
@@ -18,6 +16,7 @@ from quorumkv.kv.reply import (
     SYNTAX_ERROR,
     WRONGTYPE,
     ErrorReply,
+    SetReply,
 )
 
 from .kv_harness import START_MS, Shard, run_script
@@ -25,13 +24,6 @@ from .kv_harness import START_MS, Shard, run_script
 
 def invalid_expire(command: str) -> ErrorReply:
     return ErrorReply(b"ERR invalid expire time in '%b' command" % command.encode())
-
-
-def plant(shard: Shard, key: bytes, type_tag: ValueType) -> None:
-    """Store a key of another type (no command creates one yet) to exercise WRONGTYPE."""
-    keyspace = Keyspace(shard.store, shard.now_ms, writable=True)
-    keyspace.lookup(key)
-    keyspace.write(key, type_tag, b"", 0)
 
 
 def test_get_and_set_basics() -> None:
@@ -348,9 +340,12 @@ def test_incrbyfloat() -> None:
 
 
 def test_wrong_type_answers() -> None:
-    """Commands on a key of another type answer WRONGTYPE, except those that ignore types."""
+    """Commands on a hash or a set answer WRONGTYPE, except those that ignore types."""
     shard = Shard()
-    plant(shard, b"h", ValueType.HASH)
+    assert shard("HSET h f v") == 1
+    assert shard("SADD s m") == 1
+    for command in ["GET s", "APPEND s x", "INCR s", "SETRANGE s 0 x", "GETDEL s"]:
+        assert shard(command) == WRONGTYPE, command
     for command in ["GET h", "SET h v GET", "GETSET h v", "GETDEL h", "GETEX h", "APPEND h x",
                     "STRLEN h", "GETRANGE h 0 1", "SETRANGE h 0 x", "INCR h", "DECRBY h 2",
                     "INCRBYFLOAT h 1", "CAS h a b", "CAD h a"]:
@@ -361,6 +356,8 @@ def test_wrong_type_answers() -> None:
     assert shard("TYPE h").value == b"hash"  # type: ignore[union-attr]
     assert shard("SET h v") == OK
     assert shard("TYPE h").value == b"string"  # type: ignore[union-attr]
+    assert shard("HGET h f") == WRONGTYPE
+    assert shard("SMEMBERS s") == SetReply([b"m"])
 
 
 def test_compare_and_set_and_delete() -> None:

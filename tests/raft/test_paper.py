@@ -16,6 +16,7 @@ from quorumkv.errors import (
     LeaderTransferInProgress,
     NotLeader,
     ProposalDropped,
+    ReplicaStateLost,
 )
 from quorumkv.raft.bootstrap import BOOTSTRAP_INDEX
 from quorumkv.raft.confchange import ConfChange
@@ -541,3 +542,15 @@ def test_a_lease_outlived_by_missed_ticks_is_not_trusted() -> None:
     leader.missed_ticks(leader.config.election_timeout_ticks)
     assert not leader.status()["lease_valid"]
     assert leader.role == Role.LEADER
+
+
+def test_a_heartbeat_commit_past_the_log_is_lost_storage_not_a_bug() -> None:
+    """A heartbeat's commit is an index this replica acknowledged (the leader sends
+    min(match, commit), §5.3); a log ending before it lost acknowledged entries. The core
+    refuses it with ReplicaStateLost naming shard, commit and last index, not an invariant
+    crash, and its state is unchanged."""
+    node, _ = make_node(replica=1, terms=(2,), term=2)  # log ends at BOOTSTRAP_INDEX + 1
+    last = BOOTSTRAP_INDEX + 1
+    with pytest.raises(ReplicaStateLost, match=f"up to 25, but its log ends at {last}"):
+        node.step(message(MessageType.HEARTBEAT, 2, 2, commit=25))
+    assert node.commit_index == BOOTSTRAP_INDEX

@@ -222,18 +222,19 @@ def test_info_says_the_node_runs_a_cluster(cluster: LocalCluster) -> None:
 
 
 def test_status_shows_nodes_shards_and_leaders(cluster: LocalCluster) -> None:
-    """`quorumkv status` lists every node as up and every shard with its leader, term and
-    applied index on each replica."""
+    """`quorumkv status` lists every node as up with its process id, and every shard with its
+    leader, term and applied index on each replica."""
     result = subprocess.run(
-        [sys.executable, "-m", "quorumkv.cli", "status", "--address",
-         f"127.0.0.1:{cluster.client_ports[2]}"],
+        [sys.executable, "-m", "quorumkv.cli", "status", "-p", str(cluster.client_ports[2])],
         capture_output=True, text=True, timeout=30, check=True,
         env={**os.environ, "COLUMNS": "200"})
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]]
-            for line in result.stdout.splitlines() if line.startswith("│")]
-    nodes = [row for row in rows if len(row) == 5]
-    shards = [row for row in rows if len(row) == 6]
-    assert [row[2] for row in nodes] == ["up"] * 3
+    node_table, _, shard_table = result.stdout.partition("shards")
+    nodes, shards = ([[cell.strip() for cell in line.split("│")[1:-1]]
+                      for line in table.splitlines() if line.startswith("│")]
+                     for table in (node_table, shard_table))
+    assert [int(row[0]) for row in nodes] == [1, 2, 3]
+    assert [int(row[2]) for row in nodes] == [cluster.pid(n) for n in (1, 2, 3)]
+    assert [row[3] for row in nodes] == ["up"] * 3
     assert [int(row[0]) for row in shards] == list(range(SHARDS + 1))
     assert all(row[2] == row[3] for row in shards[1:])  # led by the preferred leaders
     assert all(row[5].count("/") == 3 for row in shards)  # term/applied of 3 replicas

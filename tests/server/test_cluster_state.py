@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
-from quorumkv.cluster.metadata import METADATA_SHARD_ID
+from quorumkv.cluster.metadata import METADATA_SHARD_ID, ClusterMetadata, encode_metadata
 from quorumkv.cluster.metadata_commands import METADATA_WRITE
+from quorumkv.codec.peer import ClusterMetadataPush
 from quorumkv.host.host import Host
 from quorumkv.kv.reply import Reply
 from quorumkv.server.cluster_state import (
@@ -101,3 +103,36 @@ def test_the_dispatcher_checks_metadata_and_data_commands() -> None:
     assert reply is None and is_write_command(METADATA_WRITE)
     assert validate_command(b"GET", ()) is not None
     assert is_write_command(b"SET") and not is_write_command(b"GET")
+
+
+def test_metadata_from_peers_only_moves_forward_and_is_known_again_at_the_next_start() -> None:
+    """A node hosting no replica of shard 0 installs metadata a peer hands it only if it is
+    newer and of its own cluster, hands it on to peers that connect, keeps it in its store,
+    and knows it again at its next start before any peer answers."""
+    store = MemoryStore()
+    config = load_config({"node_id": 2, "peers": PEERS, "shards": 3,
+                          "replication_factor": 1}, {})
+    member = Membership(config.cluster_id, 2, dict(config.peers))
+    state, _ = cluster_state(store, 2)
+    state.start(store, member, config)
+    state.host.start()
+    state.recall()
+    assert state.plan is not None and not state.hosts_metadata()
+    assert state.view is None and state.greeting(1) == []
+    known = ClusterMetadata(state.plan.cluster_id, 2,
+                            {m.node_id: m for m in state.plan.members},
+                            {s.shard_id: s for s in state.plan.shards})
+    state.offer(encode_metadata(known), "node 1")
+    assert state.view is not None and state.view.metadata == known
+    for stale in (replace(known, cluster_epoch=1), replace(known, cluster_id="other",
+                                                           cluster_epoch=9)):
+        state.offer(encode_metadata(stale), "node 3")
+    state.offer(b"not metadata", "node 3")
+    assert state.view.metadata == known
+    assert state.greeting(3) == [ClusterMetadataPush(encode_metadata(known))]
+    state.after_cycles()  # between Ready cycles: the copy goes to the store
+    again, _ = cluster_state(store, 2)
+    again.start(store, member, config)
+    again.host.start()
+    again.recall()
+    assert again.view is not None and again.view.metadata == known

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quorumkv.codec.peer import (
+    REFUSED_STORAGE_LOST,
     ForwardOutcome,
     ForwardRequest,
     ForwardResponse,
@@ -39,6 +40,8 @@ def test_forward_response_carries_every_reply_kind() -> None:
 
 
 def test_handshake_refusal_round_trips() -> None:
-    """The reason of a refusal reaches the refused node intact."""
+    """The reason, code and known storage id of a refusal reach the refused node intact."""
     record = HandshakeRefused("node 2 belongs to cluster 'x'")
     assert decode_peer_message(encode_peer_message(record)) == record
+    lost = HandshakeRefused("node 2's storage was lost", REFUSED_STORAGE_LOST, "ab12")
+    assert decode_peer_message(encode_peer_message(lost)) == lost

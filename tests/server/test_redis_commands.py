@@ -268,7 +268,7 @@ def test_server_commands(raw: RawClient) -> None:
     assert b"get" in info and info.endswith(b"$-1\r\n")
     assert b"summary" in raw.call("COMMAND DOCS set")
     assert b"cas" in raw.call("COMMAND LIST")
-    text = raw.call("INFO")
+    text = raw.call("INFO everything")
     for section in (b"# Server", b"# Clients", b"# Memory", b"# Persistence", b"# Stats",
                     b"# Replication", b"# Keyspace", b"# Quorumkv"):
         assert section in text
@@ -276,6 +276,7 @@ def test_server_commands(raw: RawClient) -> None:
     assert raw.call("CONFIG GET maxclients") == b"*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n"
     assert raw.call("CONFIG SET timeout 30") == b"+OK\r\n"
     assert raw.call("CONFIG GET timeout") == b"*2\r\n$7\r\ntimeout\r\n$2\r\n30\r\n"
+    assert raw.call("CONFIG SET timeout 0") == b"+OK\r\n"  # idle clients of later tests stay
     assert raw.call("CONFIG SET nosuch 1").startswith(b"-ERR Unknown option")
 
 

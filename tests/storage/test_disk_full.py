@@ -3,6 +3,7 @@ again once space returns, without restarting the process (an 8 MB tmpfs plays th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -19,21 +20,28 @@ from quorumkv.storage.rocksdb import RocksDBStore
 BALLAST_BYTES = 5 * 1024 * 1024
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MB tmpfs mounted for the test (needs root), unmounted afterwards."""
-    mount = tmp_path / "disk"
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size_bytes: int) -> Iterator[Path]:
+    """A tmpfs of `size_bytes` mounted at `mount` (needs root: the test is skipped
+    otherwise), unmounted afterwards. Also used by tests/server/test_disk_full_node.py."""
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                             capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs",
+                              str(mount)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MB tmpfs mounted for the test."""
+    with small_tmpfs(tmp_path / "disk", 8 * 1024 * 1024) as mount:
+        yield mount
 
 
 def write_batch(store: RocksDBStore, index: int, rng: random.Random) -> None:

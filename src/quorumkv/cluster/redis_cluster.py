@@ -38,7 +38,7 @@ from quorumkv import limits
 from quorumkv.cluster.metadata import METADATA_SHARD_ID, ReplicaRole, Shard, parse_address
 from quorumkv.cluster.slot_ranges import format_ranges, slot_total
 from quorumkv.cluster.slots import SLOT_COUNT, key_slot
-from quorumkv.cluster.view import ClusterView
+from quorumkv.cluster.view import ClusterView, SlotHealth
 from quorumkv.kv import layout
 from quorumkv.kv.numbers import parse_integer
 from quorumkv.kv.reply import (
@@ -190,27 +190,32 @@ def _master_of(view: ClusterView, node_id: int, led: dict[int, list[Shard]]) -> 
 # ---- CLUSTER INFO -----------------------------------------------------------------------------
 
 
-def cluster_info(view: ClusterView) -> Reply:
-    """CLUSTER INFO: Redis's fields, one "name:value" per line."""
-    assigned = ok = pfail = fail = 0
+def cluster_info(view: ClusterView | None) -> Reply:
+    """CLUSTER INFO: Redis's fields, one "name:value" per line. As in Redis, the state is
+    `fail` when a slot is unassigned or has failed (here: its shard has no quorum from this
+    node, view.SlotHealth); slots merely suspected (pfail) leave it `ok`. A node that does
+    not know the metadata yet (no view) knows no slot: `fail`, every count 0."""
+    counts = dict.fromkeys(SlotHealth, 0)
+    if view is None:
+        return _info_text(counts, known_nodes=0, size=0, current_epoch=0, my_epoch=0)
     for shard in view.serving_shards():
-        size = slot_total(shard.slot_ranges)
-        assigned += size
-        leader = view.leader_of(shard.shard_id)
-        if not leader:
-            pfail += size
-        elif leader in view.down_nodes:
-            fail += size
-        else:
-            ok += size
+        counts[view.slot_health(shard)] += slot_total(shard.slot_ranges)
     masters = {view.acting_leader(shard) for shard in view.serving_shards()}
     my_epoch = max((s.epoch for s in view.led_here()), default=0)
+    return _info_text(counts, len(view.metadata.members), len(masters),
+                      view.metadata.cluster_epoch, my_epoch)
+
+
+def _info_text(counts: dict[SlotHealth, int], known_nodes: int, size: int,
+               current_epoch: int, my_epoch: int) -> Reply:
+    assigned = sum(counts.values())
+    fail = counts[SlotHealth.FAIL]
     fields = [
         ("cluster_state", "ok" if assigned == SLOT_COUNT and not fail else "fail"),
-        ("cluster_slots_assigned", assigned), ("cluster_slots_ok", ok),
-        ("cluster_slots_pfail", pfail), ("cluster_slots_fail", fail),
-        ("cluster_known_nodes", len(view.metadata.members)), ("cluster_size", len(masters)),
-        ("cluster_current_epoch", view.metadata.cluster_epoch), ("cluster_my_epoch", my_epoch),
+        ("cluster_slots_assigned", assigned), ("cluster_slots_ok", counts[SlotHealth.OK]),
+        ("cluster_slots_pfail", counts[SlotHealth.PFAIL]), ("cluster_slots_fail", fail),
+        ("cluster_known_nodes", known_nodes), ("cluster_size", size),
+        ("cluster_current_epoch", current_epoch), ("cluster_my_epoch", my_epoch),
         ("cluster_stats_messages_sent", 0), ("cluster_stats_messages_received", 0),
         ("total_cluster_links_buffer_limit_exceeded", 0),
     ]

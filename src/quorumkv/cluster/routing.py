@@ -17,7 +17,8 @@ of the cluster (view.py) and the connection's mode:
   -CROSSSLOT (even on one shard), a key whose shard this node does not lead is answered
   `-MOVED slot host:port` naming the leader, keyless commands concern this node only (the
   shards it leads), and after READONLY a read may run on a voting follower here (`Local`
-  with `stale_read`: it may miss the latest writes);
+  with `stale_read`: it may miss the latest writes), except a random draw (HRANDFIELD,
+  SRANDMEMBER), which only the leader answers, seeded by its ReadIndex context;
 - a slot no shard owns is answered -CLUSTERDOWN Hash slot not served.
 
 A node learns the leaders of the shards it hosts from its own replicas. For a shard it does not
@@ -215,7 +216,8 @@ def _redirect(view: ClusterView, mode: ConnectionMode, name: bytes,
     leader = view.leader_of(shard.shard_id)
     if leader == view.node_id:
         return Local(shard.shard_id)
-    if mode.readonly and not kv_commands.is_write(name) and _voter_here(view, shard):
+    if mode.readonly and not kv_commands.is_write(name) and not kv_commands.is_random_read(
+            name) and _voter_here(view, shard):
         return Local(shard.shard_id, stale_read=True)
     target = _leader_or_guess(view, shard)
     member = view.member(target) if target else None

@@ -8,7 +8,9 @@ shard_id)` gives it, with the four operations the host and the dispatcher call:
     validate(name, args) -> ErrorReply | None   before proposing or reading (definite refusal)
     is_write(name) -> bool                      through the log, or a read
     apply(store, command) -> Reply              a committed entry, deterministic
-    read(store, name, args, now_ms) -> Reply    a read after ReadIndex
+    read(store, name, args, now_ms, choice) -> Reply
+                                                a read after ReadIndex; `choice` seeds the
+                                                randomness of HRANDFIELD, SRANDMEMBER...
 
 `DATA` is kv's state machine plus the two internal reads behind CLUSTER COUNTKEYSINSLOT and
 GETKEYSINSLOT; `METADATA` is metadata_state_machine's. Both are stateless singletons.
@@ -43,7 +45,7 @@ class StateMachine(Protocol):
     def apply(self, store: KeyValueStore, command: Command) -> Reply: ...
 
     def read(self, store: KeyValueStore, name: bytes, args: tuple[bytes, ...],
-             now_ms: int) -> Reply: ...
+             now_ms: int, choice: int | None = None) -> Reply: ...
 
 
 _SLOT_READ_ARITY = {COUNT_KEYS_IN_SLOT: 1, GET_KEYS_IN_SLOT: 2}
@@ -74,9 +76,9 @@ class DataStateMachine:
         return kv_state_machine.apply(store, command)
 
     def read(self, store: KeyValueStore, name: bytes, args: tuple[bytes, ...],
-             now_ms: int) -> Reply:
+             now_ms: int, choice: int | None = None) -> Reply:
         if name not in _SLOT_READ_ARITY:
-            return kv_state_machine.read(store, name, args, now_ms)
+            return kv_state_machine.read(store, name, args, now_ms, choice)
         numbers = _slot_read_arguments(name, args)
         if isinstance(numbers, ErrorReply):
             return numbers
@@ -98,7 +100,7 @@ class MetadataStateMachine:
         return metadata_state_machine.apply(store, command)
 
     def read(self, store: KeyValueStore, name: bytes, args: tuple[bytes, ...],
-             now_ms: int) -> Reply:
+             now_ms: int, choice: int | None = None) -> Reply:
         return metadata_state_machine.read(store, name, args, now_ms)
 
 

@@ -10,10 +10,20 @@ changes and updates `leaders` as elections end; a view is cheap to rebuild with 
 
 A leader the view does not know (0) means an election is in progress or the node has not heard
 from the shard yet; routing then waits for one (routing.NoLeader).
+
+Slot health (CLUSTER INFO's cluster_state and cluster_slots_*), from this node's view only:
+a shard is `OK` when this node knows a leader it can reach (itself included, and then only
+while it reaches a majority of the voters: a leader cut off from its quorum commits nothing);
+`FAIL` when it has no quorum from here: fewer than a majority of its voters are reachable
+(this node counted when it is one) and no reachable leader is known; `PFAIL` otherwise, when
+no reachable leader is known but a majority is reachable, so an election can end or this
+node has not learned the leader of a shard it does not host. Every data shard's slots are
+counted once, in exactly one of the three.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -28,6 +38,14 @@ def slot_table(metadata: ClusterMetadata) -> tuple[int, ...]:
         for start, end in shard.slot_ranges:
             table[start : end + 1] = [shard.shard_id] * (end - start + 1)
     return tuple(table)
+
+
+class SlotHealth(enum.Enum):
+    """A shard's slots as this node sees them (see the module docstring)."""
+
+    OK = "ok"
+    PFAIL = "pfail"
+    FAIL = "fail"
 
 
 @dataclass(frozen=True)
@@ -98,3 +116,21 @@ class ClusterView:
             return preferred.node_id
         voters = shard.voters()
         return voters[0].node_id if voters else 0
+
+    def reaches_quorum(self, shard: Shard) -> bool:
+        """Whether this node reaches a majority of the shard's voters (itself included)."""
+        voters = shard.voters()
+        reachable = sum(1 for r in voters
+                        if r.node_id == self.node_id or r.node_id not in self.down_nodes)
+        return 2 * reachable > len(voters)
+
+    def slot_health(self, shard: Shard) -> SlotHealth:
+        """Whether the shard's slots are served, as far as this node can tell (module
+        docstring): OK, PFAIL (no reachable leader known, quorum reachable) or FAIL."""
+        leader = self.leader_of(shard.shard_id)
+        quorum = self.reaches_quorum(shard)
+        if leader == self.node_id:
+            return SlotHealth.OK if quorum else SlotHealth.FAIL
+        if leader and leader not in self.down_nodes:
+            return SlotHealth.OK
+        return SlotHealth.PFAIL if quorum else SlotHealth.FAIL

@@ -3,13 +3,22 @@
 Three kinds of record cross between nodes: Raft messages (raft.types.Message), and the two
 records of a snapshot transfer, `SnapshotChunk` and `SnapshotChunkAck`, which the host streams
 beside the Raft messages so that the core never holds snapshot data. A connection starts with a
-`Handshake` naming the cluster and the node; a node of another cluster is refused with a
-`HandshakeRefused` saying why. The server also proxies client commands to a shard's leader
-with `ForwardRequest` and relays the leader's `ForwardResponse` (server/forwarding.py).
+`Handshake` naming the cluster, the node and its storage id (the identity of its data
+directory: a node that comes back with its data lost has a new one); a node of another cluster,
+or one whose storage is not the one its peers know, is refused with a `HandshakeRefused` saying
+why (and, for lost storage, `code = REFUSED_STORAGE_LOST` so the refused node can stop). The
+server also proxies client commands to a shard's leader with `ForwardRequest` and relays the
+leader's `ForwardResponse` (server/forwarding.py), and hands the cluster metadata it knows to a
+peer that connects (`ClusterMetadataPush`), so a node hosting no replica of the metadata shard
+learns it within one round trip.
 
 Every frame body is a msgpack array whose first element is `WIRE_FORMAT_VERSION` and second the
 record kind. `decode_peer_message` raises `PeerFormatError` (with what was wrong) on anything
 it cannot read: a peer's bad frame closes that connection, never the node.
+
+Versions: 1 had no storage id in the handshake and no code in a refusal; a node of version 2
+reads a version-1 frame as "another wire format" and refuses it with that reason, so a mixed
+cluster says what is wrong instead of misreading records.
 """
 
 from __future__ import annotations
@@ -24,7 +33,11 @@ from quorumkv.errors import QuorumKVError
 from quorumkv.raft.log import make_entry
 from quorumkv.raft.types import ConfState, EntryType, Message, MessageType, SnapshotMeta
 
-WIRE_FORMAT_VERSION = 1
+WIRE_FORMAT_VERSION = 2
+
+REFUSED_STORAGE_LOST = "storage-lost"
+"""HandshakeRefused.code: the caller's storage id is not the one the refusing node knows for
+its node id (its data directory was lost or replaced); it must not rejoin under that id."""
 
 
 class PeerFormatError(QuorumKVError):
@@ -39,6 +52,7 @@ class RecordKind(enum.IntEnum):
     HANDSHAKE_REFUSED = 4
     FORWARD_REQUEST = 5
     FORWARD_RESPONSE = 6
+    CLUSTER_METADATA_PUSH = 7
 
 
 @dataclass(slots=True, frozen=True)
@@ -47,6 +61,7 @@ class Handshake:
 
     cluster_id: str
     node_id: int
+    storage_id: str = ""
     wire_version: int = WIRE_FORMAT_VERSION
 
 
@@ -88,9 +103,13 @@ PeerMessage = Message | SnapshotChunk | SnapshotChunkAck
 
 @dataclass(slots=True, frozen=True)
 class HandshakeRefused:
-    """The answer to a Handshake that is refused (another cluster, wrong node); then close."""
+    """The answer to a Handshake that is refused (another cluster, wrong node, lost storage);
+    then close. `code` is "" or REFUSED_STORAGE_LOST, with `known_storage_id` the storage id
+    the refusing node knows for the caller's node id."""
 
     reason: str
+    code: str = ""
+    known_storage_id: str = ""
 
 
 class ForwardOutcome(enum.IntEnum):
@@ -122,8 +141,17 @@ class ForwardResponse:
     leader_id: int = 0
 
 
+@dataclass(slots=True, frozen=True)
+class ClusterMetadataPush:
+    """The cluster metadata the sender knows, as `cluster.metadata.encode_metadata` wrote it
+    (checksummed, versioned; the receiver keeps it only if its epoch is newer)."""
+
+    metadata: bytes
+
+
 ForwardRecord = ForwardRequest | ForwardResponse
-PeerRecord = PeerMessage | Handshake | HandshakeRefused | ForwardRequest | ForwardResponse
+PeerRecord = (PeerMessage | Handshake | HandshakeRefused | ForwardRequest | ForwardResponse
+              | ClusterMetadataPush)
 
 
 def target_of(message: PeerMessage) -> int:
@@ -198,16 +226,20 @@ def encode_peer_message(record: PeerRecord) -> bytes:
                 [record.group_id, record.source, record.target, record.stream_id,
                  record.sequence, record.accepted]]
     elif isinstance(record, Handshake):
-        body = [RecordKind.HANDSHAKE, [record.cluster_id, record.node_id, record.wire_version]]
+        body = [RecordKind.HANDSHAKE, [record.cluster_id, record.node_id, record.storage_id,
+                                       record.wire_version]]
     else:
         body = _encode_server_record(record)
     return msgpack.packb([WIRE_FORMAT_VERSION, *body], use_bin_type=True)  # type: ignore[no-any-return]
 
 
 def _encode_server_record(record: HandshakeRefused | ForwardRequest | ForwardResponse
-                          ) -> list[Any]:
+                          | ClusterMetadataPush) -> list[Any]:
     if isinstance(record, HandshakeRefused):
-        return [RecordKind.HANDSHAKE_REFUSED, [record.reason]]
+        return [RecordKind.HANDSHAKE_REFUSED,
+                [record.reason, record.code, record.known_storage_id]]
+    if isinstance(record, ClusterMetadataPush):
+        return [RecordKind.CLUSTER_METADATA_PUSH, [record.metadata]]
     if isinstance(record, ForwardRequest):
         return [RecordKind.FORWARD_REQUEST,
                 [record.source, record.request_id, record.shard_id, record.name,
@@ -249,19 +281,24 @@ def _decode_record(kind: RecordKind, fields: list[Any]) -> PeerRecord:
         group_id, source, target, stream_id, sequence, accepted = fields
         return SnapshotChunkAck(group_id, source, target, stream_id, sequence, bool(accepted))
     if kind is RecordKind.HANDSHAKE:
-        cluster_id, node_id, wire_version = fields
-        return Handshake(str(cluster_id), int(node_id), int(wire_version))
+        cluster_id, node_id, storage_id, wire_version = fields
+        return Handshake(str(cluster_id), int(node_id), str(storage_id), int(wire_version))
     return _decode_server_record(kind, fields)
 
 
 def _decode_server_record(kind: RecordKind, fields: list[Any]) -> PeerRecord:
     if kind is RecordKind.HANDSHAKE_REFUSED:
-        (reason,) = fields
-        return HandshakeRefused(str(reason))
+        reason, code, known_storage_id = fields
+        return HandshakeRefused(str(reason), str(code), str(known_storage_id))
     if kind is RecordKind.FORWARD_REQUEST:
         source, request_id, shard_id, name, args = fields
         if not isinstance(name, bytes) or not all(isinstance(a, bytes) for a in args):
             raise PeerFormatError("forwarded command name and arguments must be bytes")
         return ForwardRequest(int(source), int(request_id), int(shard_id), name, tuple(args))
+    if kind is RecordKind.CLUSTER_METADATA_PUSH:
+        (metadata,) = fields
+        if not isinstance(metadata, bytes):
+            raise PeerFormatError("pushed cluster metadata must be bytes")
+        return ClusterMetadataPush(metadata)
     request_id, outcome, reply, leader_id = fields
     return ForwardResponse(int(request_id), ForwardOutcome(outcome), reply, int(leader_id))

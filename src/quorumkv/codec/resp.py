@@ -43,6 +43,7 @@ from quorumkv.kv.reply import (
     OK,
     ErrorReply,
     Map,
+    Pairs,
     Reply,
     SetReply,
     SimpleString,
@@ -431,6 +432,13 @@ def _encode_rare_into(out: bytearray, reply: Reply, protocol: int) -> None:
         out += (b"~%d\r\n" if protocol >= 3 else b"*%d\r\n") % len(reply.items)
         for item in reply.items:
             _encode_into(out, item, protocol)
+    elif isinstance(reply, Pairs):
+        out += b"*%d\r\n" % (len(reply.pairs) if protocol >= 3 else 2 * len(reply.pairs))
+        for key, value in reply.pairs:
+            if protocol >= 3:
+                out += b"*2\r\n"
+            _encode_into(out, key, protocol)
+            _encode_into(out, value, protocol)
     elif isinstance(reply, VerbatimString):
         if protocol >= 3:
             out += b"=%d\r\n%b:%b\r\n" % (len(reply.text) + 4, reply.format[:3], reply.text)

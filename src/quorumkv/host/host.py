@@ -15,16 +15,28 @@ and `process()` whenever there may be work; `process()` is THE Ready driver. One
 5. complete proposals and reads, then advance each core.
 
 Persisting before sending is the Raft contract: no vote or acknowledgement leaves before what
-it promises is on disk. A full disk stalls the driver at the failed step, which is retried on
-the next call; client writes are refused meanwhile with errors.DiskFull.
+it promises is on disk. A step with nothing to write (a Ready of messages or read states only)
+writes nothing, so a node whose disk is full keeps confirming reads until something must be
+persisted. A full disk stalls the driver at the failed step, which is retried on the next call.
+Meanwhile, for a shard whose only voter is this node, client writes are refused with
+errors.DiskFull and reads are answered from its applied state (`_read_while_stalled`); for a
+shard with other voters, this replica stops counting as its leader and refuses client work with
+NotLeader, naming the leader its peers' (dropped) messages reveal, so commands are routed there.
+`disk_full_since_ms` tells the shell when the stall began (None: not stalled).
 
 Replica ids are node ids for now; shards, epochs and placement come from the metadata shard
 (a later issue), through `bootstrap_shard` and `create_replica`.
+
+Operators follow leadership in the log: the soft state of each Ready (role, leader) is
+compared with the replica's previous one, and each change is one INFO line naming node,
+shard and term (`_log_role`): an election won, a leader stepping down, a new leader
+learned, a leader lost to an election timeout. The Raft core itself stays free of logging.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -53,6 +65,8 @@ from quorumkv.raft.types import (
 )
 from quorumkv.storage.protocols import NodeStore, StagedSnapshot, WriteBatch
 
+log = logging.getLogger("quorumkv.host")
+
 BOOTSTRAP_INDEX = 5
 """A new shard's log starts after this index (its first configuration is a snapshot there).
 
@@ -61,6 +75,9 @@ log for the group's beginning: the leader must send it a snapshot, which carries
 membership. (TiKV does the same.)"""
 
 BOOTSTRAP_TERM = 5
+
+_LEADER_MESSAGES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT})
+"""Messages only a leader sends: while stalled, they name the shard's current leader."""
 
 STALLED_STORE = "this node's data directory"
 """What DiskFull names while a cycle is stalled (the host does not know the store's path)."""
@@ -134,14 +151,18 @@ class Host:
         self._clock_ms = clock_ms
         self._observer = observer
         self._replicas: dict[int, Replica] = {}
-        self._sender = SnapshotSender(store, node_id, self.config.snapshot_chunk_bytes_max)
-        self._receiver = SnapshotReceiver(store, node_id)
+        self._sender = SnapshotSender(store, node_id, self.config.snapshot_chunk_bytes_max,
+                                      clock_ms)
+        self._receiver = SnapshotReceiver(store, node_id, clock_ms)
         self._next_read_context = 1
         self._read_context_prefix = node_id.to_bytes(8, "big") + clock_ms().to_bytes(8, "big")
         self._ticks = 0
         self._stall: _Stall | None = None
+        self.disk_full_since_ms: int | None = None  # when the current stall began
+        self._stalled_leaders: dict[int, tuple[int, int]] = {}  # shard: (term, leader) seen
         self._completions: list[tuple[Done, object]] = []
         self.dropped_messages = 0
+        self.expired_keys = 0  # keys deleted by this node's leaders as their time came (INFO)
 
     # ---- replicas ------------------------------------------------------------------------------
 
@@ -221,6 +242,8 @@ class Host:
         while a cycle is stalled (see _Stall), are dropped: Raft tolerates lost messages."""
         replica = self._replicas.get(message.group_id)
         if replica is None or self._stall is not None:
+            if replica is not None:
+                self._note_leader_while_stalled(replica, message)
             self.dropped_messages += 1
             return
         if isinstance(message, SnapshotChunk):
@@ -239,6 +262,21 @@ class Host:
             self.dropped_messages += 1  # snapshots arrive only as chunk streams
         else:
             replica.node.step(message)
+
+    def _note_leader_while_stalled(self, replica: Replica, message: PeerMessage) -> None:
+        """Remember who leads the shard now, from a dropped message only a leader sends
+        (append, heartbeat, snapshot chunk) in a term above the frozen core's. The core
+        learns nothing (see _Stall); `leader_of` tells routing, so that this node's clients
+        are served by the new leader meanwhile."""
+        if isinstance(message, SnapshotChunk):
+            term, source = message.message.term, message.source
+        elif isinstance(message, SnapshotChunkAck) or message.type not in _LEADER_MESSAGES:
+            return
+        else:
+            term, source = message.term, message.source
+        known = self._stalled_leaders.get(replica.shard_id, (replica.node.term, 0))
+        if term > known[0]:
+            self._stalled_leaders[replica.shard_id] = (term, source)
 
     def submit(self, shard_id: int, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
         """Run a client command on a shard: writes through Raft, reads after ReadIndex.
@@ -263,7 +301,7 @@ class Host:
     def _propose_command(self, replica: Replica, command: Command, done: Done | None) -> None:
         if self._stall is not None:
             if done is not None:
-                done(errors.DiskFull(STALLED_STORE))
+                done(self._stalled_refusal(replica))
             return
         try:
             term, index = replica.node.propose(encode_command(command))
@@ -276,7 +314,7 @@ class Host:
 
     def _read(self, replica: Replica, name: bytes, args: tuple[bytes, ...], done: Done) -> None:
         if self._stall is not None:
-            done(errors.DiskFull(STALLED_STORE))
+            self._read_while_stalled(replica, name, args, done)
             return
         # Unique across the group and across restarts: a follower's read index request is
         # forwarded to the leader, which tells requests apart by context alone.
@@ -289,11 +327,39 @@ class Host:
             return
         replica.reads[context] = PendingRead(name, args, done)
 
+    def _read_while_stalled(self, replica: Replica, name: bytes, args: tuple[bytes, ...],
+                            done: Done) -> None:
+        """A read while a full disk stalls the cores. If this node is the shard's only voter,
+        no other replica can commit anything, and every write acknowledged so far was
+        acknowledged only after its effects were written (the apply step): the applied state
+        holds every acknowledged write and only grows, so a read of it now is linearizable.
+        Otherwise another leader may be committing writes this frozen core cannot see: the
+        read is refused (definite; `_stalled_refusal`), and routed to that leader."""
+        if not self._sole_voter(replica):
+            done(self._stalled_refusal(replica))
+            return
+        try:
+            view = ReadView(self.store.shard(replica.shard_id))
+            reply = replica.state_machine.read(view, name, args, self._clock_ms())
+        except errors.StorageError as error:
+            done(error)
+            return
+        done(reply)
+
+    def _stalled_refusal(self, replica: Replica) -> errors.QuorumKVError:
+        """Why a stalled host refuses client work for a shard: DiskFull when it is the only
+        voter (nobody else can take the work); otherwise NotLeader naming the leader seen
+        since (or none yet), so the dispatcher routes the command there (definite either
+        way: nothing entered the core)."""
+        if self._sole_voter(replica):
+            return errors.DiskFull(STALLED_STORE)
+        return errors.NotLeader(replica.shard_id, self.leader_of(replica.shard_id))
+
     def propose_conf_change(self, shard_id: int, change: ConfChange, done: Done | None) -> None:
         replica = self._replicas[shard_id]
         if self._stall is not None:
             if done is not None:
-                done(errors.DiskFull(STALLED_STORE))
+                done(self._stalled_refusal(replica))
             return
         try:
             term, index = replica.node.propose_conf_change(change)
@@ -314,6 +380,11 @@ class Host:
         if self._stall is None:
             self._replicas[shard_id].node.campaign()
 
+    def _count_expired(self, outcome: object) -> None:
+        """An expiry deletion applied: its reply is the number of keys it deleted."""
+        if isinstance(outcome, int) and not isinstance(outcome, bool):
+            self.expired_keys += outcome
+
     def fail_pending(self, error: Exception) -> None:
         """Complete every waiting proposal and read with `error` (shutdown, crash)."""
         for replica in self._replicas.values():
@@ -329,14 +400,19 @@ class Host:
             due = kv_state_machine.expired_keys(view, now, limits.expire_deletions_per_round_max)
             if due:
                 command = kv_state_machine.expire_delete_command(due, now)
-                self._propose_command(replica, command, None)
+                self._propose_command(replica, command, self._count_expired)
+            if kv_state_machine.sweep_needed(view):  # released collections' members
+                self._propose_command(replica, kv_state_machine.sweep_command(now), None)
 
     # ---- the Ready driver ----------------------------------------------------------------------
 
     def process(self) -> bool:
         """Run one Ready cycle over every shard; returns whether there was anything to do."""
-        if self._stall is not None and not self._resume():
-            return False
+        if self._stall is not None:
+            if not self._resume():
+                return False
+            self.disk_full_since_ms = None
+            self._stalled_leaders.clear()
         readies = [(r, r.node.ready()) for r in self._replicas.values() if r.node.has_ready()]
         if not readies:
             self._fire_completions()
@@ -373,7 +449,9 @@ class Host:
             work.step = "apply"
         invariant(work.apply_batch is not None, "apply step without its batch")
         assert work.apply_batch is not None
-        if not self._try(work, lambda _: self.store.write(work.apply_batch, sync=False), None):
+        applied_any = any(ready.committed_entries for _, ready in work.readies)
+        if applied_any and not self._try(
+                work, lambda _: self.store.write(work.apply_batch, sync=False), None):
             return
         self._completions.extend(work.completions)
         now = self._clock_ms()
@@ -387,6 +465,8 @@ class Host:
             step(argument)
         except errors.DiskFull:
             self._stall = work
+            if self.disk_full_since_ms is None:
+                self.disk_full_since_ms = self._clock_ms()
             return False
         return True
 
@@ -408,7 +488,9 @@ class Host:
             if ready.hard_state is not None:
                 batch.set_hard_state(replica.shard_id, ready.hard_state)
             sync = sync or ready.must_sync
-        self.store.write(batch, sync=sync)
+        if sync or any(r.snapshot is not None or r.entries or r.hard_state is not None
+                       for _, r in readies):
+            self.store.write(batch, sync=sync)  # else nothing to persist: no write at all
         for replica, ready in readies:
             if ready.snapshot is not None:
                 self._receiver.take_staged(replica.shard_id)
@@ -432,15 +514,37 @@ class Host:
         if ready.soft_state is None:
             return
         was_leader = replica.role == Role.LEADER
+        previous_leader = replica.leader_id
         replica.role = ready.soft_state.role
         replica.leader_id = ready.soft_state.leader_id
         replica.term = replica.node.term
+        self._log_role(replica, was_leader, previous_leader)
         if was_leader and replica.role != Role.LEADER:
             replica.lost_leadership(self._completions)
             self._sender.abort_group(replica.shard_id)
         if not was_leader and replica.role == Role.LEADER and self._observer is not None:
             self._observer.on_leader(self.node_id, replica.shard_id, replica.node.term,
                                      self._log_terms(replica))
+
+    def _log_role(self, replica: Replica, was_leader: bool, previous_leader: int) -> None:
+        """One line per leadership event of a replica (its soft state changed): an election
+        won, a leader stepping down, a new leader learned, a leader lost to an election
+        timeout. A follower that only hears of a new term (leader unknown until the election
+        ends) logs nothing until it learns the new leader."""
+        prefix = f"node {self.node_id}: shard {replica.shard_id} term {replica.term}:"
+        leader, role = replica.leader_id, replica.role
+        known, replica.known_leader = replica.known_leader, leader or replica.known_leader
+        previous = f"node {known}" if known else "none known"
+        if role == Role.LEADER and not was_leader:
+            log.info("%s elected leader (previous leader: %s)", prefix, previous)
+        elif was_leader and role != Role.LEADER:
+            now = f"leader is node {leader}" if leader else "no leader known"
+            log.info("%s stepped down as leader, now %s (%s)", prefix, role.name.lower(), now)
+        elif leader and leader != previous_leader:
+            log.info("%s leader is node %d (previous leader: %s)", prefix, leader, previous)
+        elif previous_leader and not leader and role == Role.PRE_CANDIDATE:
+            log.info("%s lost its leader node %d (election timeout), campaigning", prefix,
+                     previous_leader)
 
     def _log_terms(self, replica: Replica) -> list[tuple[int, int]]:
         """(index, term) of every entry in the replica's durable log, from its snapshot point
@@ -475,12 +579,30 @@ class Host:
     # ---- observation -----------------------------------------------------------------------
 
     def leader_of(self, shard_id: int) -> int:
+        """The shard's leader as this replica knows it (0: unknown). While a full disk stalls
+        the cores, a leader of a newer term seen in a dropped message, if any; a stalled
+        leader of a shard with other voters is not counted as one (it can send nothing)."""
         replica = self._replicas.get(shard_id)
-        return replica.node.leader_id if replica is not None else 0
+        if replica is None:
+            return 0
+        if self._stall is not None and not self._sole_voter(replica):
+            seen = self._stalled_leaders.get(shard_id)
+            if seen is not None:
+                return seen[1]
+            return 0 if replica.node.leader_id == self.node_id else replica.node.leader_id
+        return replica.node.leader_id
 
     def is_leader(self, shard_id: int) -> bool:
+        """Whether this replica leads the shard and can act as its leader: not while a full
+        disk stalls it, unless it is the shard's only voter (it answers reads meanwhile)."""
         replica = self._replicas.get(shard_id)
-        return replica is not None and replica.node.role == Role.LEADER
+        if replica is None or replica.node.role != Role.LEADER:
+            return False
+        return self._stall is None or self._sole_voter(replica)
+
+    def _sole_voter(self, replica: Replica) -> bool:
+        conf = replica.applied.conf_state
+        return conf.voters == (self.node_id,) and not conf.voters_outgoing
 
     def snapshot_figures(self) -> dict[str, int]:
         """Snapshot images this node received (verified, whole) and the chunk bytes staged."""

@@ -27,6 +27,7 @@ from quorumkv.cluster.state_machines import StateMachine
 from quorumkv.host.shard_view import ApplyCache, ApplyView, ReadView
 from quorumkv.invariant import invariant
 from quorumkv.kv.command import Command, decode_command
+from quorumkv.kv.state_machine import read_seed
 from quorumkv.raft.confchange import ConfChange
 from quorumkv.raft.node import Node
 from quorumkv.raft.types import Entry, EntryType, ReadState, Role, SnapshotMeta
@@ -55,6 +56,7 @@ class Replica:
     reads: dict[bytes, PendingRead] = field(default_factory=dict)
     role: Role = Role.FOLLOWER
     leader_id: int = 0
+    known_leader: int = 0  # the last leader this replica knew of (for the log)
     term: int = 0
     apply_cache: ApplyCache = field(default_factory=ApplyCache)
     proposed_commands: dict[int, tuple[int, Command]] = field(default_factory=dict)
@@ -142,7 +144,10 @@ class Replica:
         view = ReadView(store.shard(self.shard_id))
         for context in ready:
             read = self.reads.pop(context)
-            reply = self.state_machine.read(view, read.name, read.args, now_ms)
+            # The context is unique to this read across the group and restarts: it seeds the
+            # randomness of HRANDFIELD/SRANDMEMBER/RANDOMKEY, so no replica-local RNG is read.
+            reply = self.state_machine.read(view, read.name, read.args, now_ms,
+                                            read_seed(context))
             completions.append((read.done, reply))
 
     def age_reads(self, timeout_ticks: int, completions: list[tuple[Done, object]]) -> None:

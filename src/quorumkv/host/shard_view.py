@@ -7,7 +7,9 @@ entry N's effects although the batch that carries both is written once, at the e
 
 `ApplyCache` keeps, across batches, the values of the keys every write reads again and
 again: the per-slot key counts of kv (layout.COUNT_PREFIX), read and rewritten by every SET of
-a new key and every DEL; without it each such command read RocksDB twice (docs/performance.md).
+a new key and every DEL; without it each such command read RocksDB twice (docs/performance.md),
+and the per-slot collection version counters (layout.VERSION_PREFIX), read and bumped by every
+new hash or set.
 It is written through: an ApplyView stores every value it reads or writes under those keys in
 the cache at once, before the batch is written. That is exact because the host writes the
 apply batch of a cycle before anything else reads or applies (a full disk stalls the cycle and
@@ -25,10 +27,11 @@ import bisect
 
 from quorumkv import limits
 from quorumkv.invariant import invariant
-from quorumkv.kv.layout import COUNT_PREFIX
+from quorumkv.kv.layout import COUNT_PREFIX, VERSION_PREFIX
 from quorumkv.storage.protocols import ShardState, WriteBatch
 
 _DELETED = None
+_CACHED_PREFIXES = (COUNT_PREFIX, VERSION_PREFIX)
 
 
 class ReadView:
@@ -51,7 +54,8 @@ class ReadView:
 
 
 class ApplyCache:
-    """Values of one shard's often-rewritten keys (slot key counts), as applied so far."""
+    """Values of one shard's often-rewritten keys (slot key counts, and the slots' collection
+    version counters, read and bumped by every new hash or set), as applied so far."""
 
     __slots__ = ("_values", "entries_max")
 
@@ -65,7 +69,7 @@ class ApplyCache:
     @staticmethod
     def holds(key: bytes) -> bool:
         """Whether `key` is one the cache keeps."""
-        return key.startswith(COUNT_PREFIX)
+        return key[:1] in _CACHED_PREFIXES
 
     def lookup(self, key: bytes) -> tuple[bool, bytes | None]:
         """(found, value): value None with found True means the key is known absent."""

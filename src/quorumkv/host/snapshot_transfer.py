@@ -20,11 +20,17 @@ core's Ready asks for that snapshot to be installed.
 A transfer that stalls for `snapshot_transfer_timeout_ticks`, or that the receiver rejects,
 is abandoned on both sides, and the leader's core is told (report_snapshot) so that it probes
 the follower again. Heartbeats and appends keep flowing meanwhile: chunks are separate records.
+
+Each side logs one INFO line when a transfer starts and one when it ends (sent / received,
+with the image's bytes and the duration on the injected clock) or is abandoned (and why),
+naming the node, the shard, the leader's term, the peer and the snapshot point.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from quorumkv import limits
@@ -32,6 +38,18 @@ from quorumkv.codec.peer import SnapshotChunk, SnapshotChunkAck
 from quorumkv.errors import DiskFull, SnapshotCorrupt
 from quorumkv.raft.types import Message
 from quorumkv.storage.protocols import NodeStore, SnapshotReader, SnapshotWriter, StagedSnapshot
+
+log = logging.getLogger("quorumkv.host")
+
+Clock = Callable[[], int]
+"""Milliseconds, for durations in the log only (the host's injected clock)."""
+
+
+def _describe(node_id: int, message: Message, direction: str, peer: int) -> str:
+    meta = message.snapshot
+    point = f" (snapshot at index {meta.index}, term {meta.term})" if meta is not None else ""
+    return (f"node {node_id}: shard {message.group_id} term {message.term}: snapshot "
+            f"{direction} node {peer}{point}")
 
 
 @dataclass(slots=True)
@@ -45,16 +63,20 @@ class _OutgoingStream:
     finished_reading: bool = False
     idle_ticks: int = 0
     unacknowledged: dict[int, SnapshotChunk] = field(default_factory=dict)
+    started_ms: int = 0
+    bytes_read: int = 0
 
 
 class SnapshotSender:
     """The sending side for all shards of one node."""
 
     def __init__(self, store: NodeStore, node_id: int,
-                 chunk_bytes_max: int = limits.snapshot_chunk_bytes_max) -> None:
+                 chunk_bytes_max: int = limits.snapshot_chunk_bytes_max,
+                 clock_ms: Clock = lambda: 0) -> None:
         self._store = store
         self._node_id = node_id
         self._chunk_bytes_max = chunk_bytes_max
+        self._clock_ms = clock_ms
         self._streams: dict[tuple[int, int], _OutgoingStream] = {}  # (group, target) -> stream
         self._next_stream_id = 1
 
@@ -63,12 +85,14 @@ class SnapshotSender:
 
         A transfer already running to the same replica of the same shard is replaced."""
         key = (message.group_id, message.target)
-        self._close(key)
+        self._close(key, "a newer transfer replaces it")
         reader = self._store.open_snapshot(message.group_id)
         outgoing = replace(message, snapshot=reader.meta)
-        stream = _OutgoingStream(self._next_stream_id, message.target, reader, outgoing)
+        stream = _OutgoingStream(self._next_stream_id, message.target, reader, outgoing,
+                                 started_ms=self._clock_ms())
         self._next_stream_id += 1
         self._streams[key] = stream
+        log.info("%s: started", _describe(self._node_id, outgoing, "to", message.target))
         return self._fill_window(stream)
 
     def on_ack(self, ack: SnapshotChunkAck) -> tuple[list[SnapshotChunk], bool | None]:
@@ -81,14 +105,14 @@ class SnapshotSender:
         if stream is None or stream.stream_id != ack.stream_id:
             return [], None
         if not ack.accepted:
-            self._close(key)
+            self._close(key, f"node {ack.source} refused it")
             return [], False
         stream.idle_ticks = 0
         for sequence in [q for q in stream.unacknowledged if q <= ack.sequence]:
             del stream.unacknowledged[sequence]  # acknowledgements are cumulative
         stream.acknowledged = max(stream.acknowledged, ack.sequence)
         if stream.finished_reading and not stream.unacknowledged:
-            self._close(key)
+            self._close(key, "")
             return [], True
         return self._fill_window(stream), None
 
@@ -105,13 +129,13 @@ class SnapshotSender:
             elif stream.idle_ticks % limits.snapshot_resend_ticks == 0:
                 resent.extend(stream.unacknowledged[q] for q in sorted(stream.unacknowledged))
         for key in expired:
-            self._close(key)
+            self._close(key, f"no acknowledgement for {timeout_ticks} ticks")
         return resent, expired
 
     def abort_group(self, group_id: int) -> None:
         """Stop every transfer of one shard (the replica stepped down or was removed)."""
         for key in [k for k in self._streams if k[0] == group_id]:
-            self._close(key)
+            self._close(key, "this replica is no longer the shard's leader")
 
     def active(self) -> list[tuple[int, int]]:
         return sorted(self._streams)
@@ -130,14 +154,24 @@ class SnapshotSender:
                 checksum=zlib.crc32(data), last=last, meta=stream.reader.meta,
                 message=stream.message)
             stream.next_sequence += 1
+            stream.bytes_read += len(data)
             stream.unacknowledged[chunk.sequence] = chunk
             chunks.append(chunk)
         return chunks
 
-    def _close(self, key: tuple[int, int]) -> None:
+    def _close(self, key: tuple[int, int], abandoned: str) -> None:
+        """End a stream: sent whole (`abandoned` empty) or abandoned for that reason."""
         stream = self._streams.pop(key, None)
-        if stream is not None:
-            stream.reader.close()
+        if stream is None:
+            return
+        stream.reader.close()
+        what = _describe(self._node_id, stream.message, "to", stream.target)
+        elapsed = self._clock_ms() - stream.started_ms
+        if abandoned:
+            log.info("%s: abandoned after %d ms, %d bytes read: %s", what, elapsed,
+                     stream.bytes_read, abandoned)
+        else:
+            log.info("%s: sent, %d bytes in %d ms", what, stream.bytes_read, elapsed)
 
 
 @dataclass(slots=True)
@@ -145,16 +179,20 @@ class _IncomingStream:
     stream_id: int
     source: int
     writer: SnapshotWriter
+    message: Message
     next_sequence: int = 0
     idle_ticks: int = 0
+    started_ms: int = 0
+    bytes_staged: int = 0
 
 
 class SnapshotReceiver:
     """The receiving side for all shards of one node."""
 
-    def __init__(self, store: NodeStore, node_id: int) -> None:
+    def __init__(self, store: NodeStore, node_id: int, clock_ms: Clock = lambda: 0) -> None:
         self._store = store
         self._node_id = node_id
+        self._clock_ms = clock_ms
         self._streams: dict[int, _IncomingStream] = {}  # group -> stream
         self._staged: dict[int, StagedSnapshot] = {}  # group -> verified image awaiting install
         self._finished: dict[int, tuple[int, int, int]] = {}  # group -> (source, stream, last)
@@ -178,18 +216,21 @@ class SnapshotReceiver:
             return (None if ahead else self._ack(chunk, stream.next_sequence - 1, True)), None
         try:
             self._stage(stream, chunk)
-        except (SnapshotCorrupt, DiskFull):
-            self._abandon(group)  # the leader is told, and sends the image again later
+        except (SnapshotCorrupt, DiskFull) as error:
+            self._abandon(group, str(error))  # the leader is told, and sends it again later
             return self._ack(chunk, chunk.sequence, accepted=False), None
         if not chunk.last:
             return self._ack(chunk, chunk.sequence, accepted=True), None
         return self._finish(group, stream, chunk)
 
     def _open(self, chunk: SnapshotChunk) -> _IncomingStream:
-        self._abandon(chunk.group_id)
+        self._abandon(chunk.group_id, f"node {chunk.source} started a newer transfer")
         writer = self._store.snapshot_writer(chunk.group_id, chunk.meta)
-        stream = _IncomingStream(chunk.stream_id, chunk.source, writer)
+        message = replace(chunk.message, snapshot=chunk.meta)
+        stream = _IncomingStream(chunk.stream_id, chunk.source, writer, message,
+                                 started_ms=self._clock_ms())
         self._streams[chunk.group_id] = stream
+        log.info("%s: started", _describe(self._node_id, message, "from", chunk.source))
         return stream
 
     def staged(self, group_id: int) -> StagedSnapshot | None:
@@ -213,7 +254,7 @@ class SnapshotReceiver:
         for group, stream in list(self._streams.items()):
             stream.idle_ticks += 1
             if stream.idle_ticks > timeout_ticks:
-                self._abandon(group)
+                self._abandon(group, f"no chunk for {timeout_ticks} ticks")
 
     def _stage(self, stream: _IncomingStream, chunk: SnapshotChunk) -> None:
         if zlib.crc32(chunk.data) != chunk.checksum:
@@ -221,17 +262,23 @@ class SnapshotReceiver:
         if chunk.data:
             stream.writer.write_chunk(chunk.data)
             self.bytes_received += len(chunk.data)
+            stream.bytes_staged += len(chunk.data)
         stream.next_sequence += 1
         stream.idle_ticks = 0
 
     def _finish(self, group: int, stream: _IncomingStream,
                 chunk: SnapshotChunk) -> tuple[SnapshotChunkAck, Message | None]:
         del self._streams[group]
+        what = _describe(self._node_id, stream.message, "from", stream.source)
+        elapsed = self._clock_ms() - stream.started_ms
         try:
             image = stream.writer.finish()
-        except (SnapshotCorrupt, DiskFull):
+        except (SnapshotCorrupt, DiskFull) as error:
             stream.writer.abort()
+            log.info("%s: abandoned after %d ms, %d bytes staged: %s", what, elapsed,
+                     stream.bytes_staged, error)
             return self._ack(chunk, chunk.sequence, accepted=False), None
+        log.info("%s: received, %d bytes in %d ms", what, stream.bytes_staged, elapsed)
         self.discard_staged(group)  # an older image still waiting is superseded
         self._staged[group] = image
         self.images_received += 1
@@ -239,10 +286,13 @@ class SnapshotReceiver:
         ack = self._ack(chunk, chunk.sequence, accepted=True)
         return ack, replace(chunk.message, snapshot=image.meta)
 
-    def _abandon(self, group: int) -> None:
+    def _abandon(self, group: int, reason: str) -> None:
         stream = self._streams.pop(group, None)
         if stream is not None:
             stream.writer.abort()
+            log.info("%s: abandoned after %d ms, %d bytes staged: %s",
+                     _describe(self._node_id, stream.message, "from", stream.source),
+                     self._clock_ms() - stream.started_ms, stream.bytes_staged, reason)
 
     def _ack(self, chunk: SnapshotChunk, sequence: int, accepted: bool) -> SnapshotChunkAck:
         """Acknowledges every chunk up to `sequence` (or refuses the stream)."""

@@ -16,13 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from quorumkv import limits
-from quorumkv.kv import expiry, extensions, keys, scan, strings
+from quorumkv.kv import expiry, extensions, hashes, keys, scan, sets, strings
+from quorumkv.kv.numbers import parse_integer
 from quorumkv.kv.reply import ErrorReply, arity_error, unknown_command_error
 from quorumkv.kv.spec import Arguments, CommandDefinition, CommandSpec
 
 TABLE: dict[bytes, CommandDefinition] = {
     definition.spec.name: definition
-    for family in (strings, keys, expiry, scan, extensions)
+    for family in (strings, keys, expiry, scan, extensions, hashes, sets)
     for definition in family.DEFINITIONS
 }
 
@@ -52,14 +53,33 @@ def is_write(name: bytes) -> bool:
     return definition is not None and definition.spec.is_write
 
 
+def is_random_read(name: bytes) -> bool:
+    """Whether `name` is a read answering a random draw (served by the leader only)."""
+    definition = definition_of(name)
+    return definition is not None and definition.spec.random
+
+
 def keys_of(name: bytes, args: Arguments) -> list[bytes]:
     """The keys command `name` touches, by its spec's key positions (for routing by slot)."""
     definition = definition_of(name)
+    if definition is not None and definition.spec.numkeys_index:
+        return _counted_keys(definition.spec.numkeys_index, args)
     if definition is None or definition.spec.first_key == 0:
         return []
     spec = definition.spec
     last = spec.last_key if spec.last_key >= 0 else len(args) + 1 + spec.last_key
     return list(args[spec.first_key - 1 : min(last, len(args)) : spec.key_step])
+
+
+def _counted_keys(numkeys_index: int, args: Arguments) -> list[bytes]:
+    """The keys after a count argument; with a count that is not a positive number, the word
+    after it, so that the command is routed and its own parse answers the error."""
+    if len(args) < numkeys_index:
+        return []
+    count = parse_integer(args[numkeys_index - 1])
+    if count is None or count < 1:
+        count = 1
+    return list(args[numkeys_index : numkeys_index + count])
 
 
 def validate(name: bytes, args: Arguments) -> ErrorReply | None:
@@ -78,7 +98,7 @@ def check(definition: CommandDefinition, args: Arguments) -> Any:
     spec = definition.spec
     if not spec.arity_ok(len(args)):
         return arity_error(spec.name)
-    if spec.first_key and args and max(map(len, args)) > limits.key_bytes_max:
+    if (spec.first_key or spec.numkeys_index) and args and max(map(len, args)) > limits.key_bytes_max:
         for key in keys_of(spec.name, args):
             if len(key) > limits.key_bytes_max:
                 return ErrorReply(b"ERR key is too long (%d bytes; the limit is %d bytes)"

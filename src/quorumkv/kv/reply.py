@@ -9,6 +9,7 @@ with small wrapper classes where it does not:
     SimpleString          status reply (+OK)            ErrorReply error reply (-ERR ...)
     Map                   map (RESP2: flat array)       SetReply   set (RESP2: array)
     VerbatimString        verbatim string (RESP2: bulk) NULL_ARRAY null array (*-1 in RESP2)
+    Pairs                 array of 2-element arrays (RESP2: one flat array; HRANDFIELD WITHVALUES)
 
 `codec.resp.encode_reply` turns these into bytes for either protocol. `reply_to_wire` and
 `reply_from_wire` carry them inside msgpack frames (a node forwarding a command to the leader
@@ -59,6 +60,14 @@ class SetReply:
 
 
 @dataclass(frozen=True, slots=True)
+class Pairs:
+    """(member, value) pairs: an array of 2-element arrays in RESP3, one flat array in RESP2
+    (HRANDFIELD WITHVALUES; ZRANGE WITHSCORES next)."""
+
+    pairs: list[tuple[Reply, Reply]]
+
+
+@dataclass(frozen=True, slots=True)
 class VerbatimString:
     """A verbatim string (RESP3 `=`) with its three-letter format (b"txt", b"mkd")."""
 
@@ -78,7 +87,7 @@ class NullArray:
 NULL_ARRAY = NullArray()
 
 Reply: TypeAlias = (
-    bytes | int | float | bool | None | SimpleString | ErrorReply | Map | SetReply
+    bytes | int | float | bool | None | SimpleString | ErrorReply | Map | SetReply | Pairs
     | VerbatimString | NullArray | list["Reply"]
 )
 
@@ -91,6 +100,7 @@ WRONGTYPE = ErrorReply(b"WRONGTYPE Operation against a key holding the wrong kin
 SYNTAX_ERROR = ErrorReply(b"ERR syntax error")
 NOT_AN_INTEGER = ErrorReply(b"ERR value is not an integer or out of range")
 NOT_A_FLOAT = ErrorReply(b"ERR value is not a valid float")
+OUT_OF_RANGE = ErrorReply(b"ERR value is out of range")
 NO_SUCH_KEY = ErrorReply(b"ERR no such key")
 INCREMENT_OVERFLOW = ErrorReply(b"ERR increment or decrement would overflow")
 DECREMENT_OVERFLOW = ErrorReply(b"ERR decrement would overflow")
@@ -130,7 +140,7 @@ def invalid_expire_time_error(command_name: bytes) -> ErrorReply:
 
 # ---- Carrying replies in msgpack frames -----------------------------------------------------
 
-_SIMPLE, _ERROR, _MAP, _SET, _VERBATIM, _NULL_ARRAY, _ARRAY = range(7)
+_SIMPLE, _ERROR, _MAP, _SET, _VERBATIM, _NULL_ARRAY, _ARRAY, _PAIRS = range(8)
 
 
 def reply_to_wire(reply: Reply) -> Any:
@@ -148,6 +158,8 @@ def reply_to_wire(reply: Reply) -> Any:
         return [_MAP, [[reply_to_wire(k), reply_to_wire(v)] for k, v in reply.pairs]]
     if isinstance(reply, SetReply):
         return [_SET, [reply_to_wire(item) for item in reply.items]]
+    if isinstance(reply, Pairs):
+        return [_PAIRS, [[reply_to_wire(k), reply_to_wire(v)] for k, v in reply.pairs]]
     if isinstance(reply, VerbatimString):
         return [_VERBATIM, reply.format, reply.text]
     return [_NULL_ARRAY]
@@ -170,6 +182,8 @@ def reply_from_wire(value: Any) -> Reply:
         return Map([(reply_from_wire(k), reply_from_wire(v)) for k, v in value[1]])
     if tag == _SET:
         return SetReply([reply_from_wire(item) for item in value[1]])
+    if tag == _PAIRS:
+        return Pairs([(reply_from_wire(k), reply_from_wire(v)) for k, v in value[1]])
     if tag == _VERBATIM:
         return VerbatimString(bytes(value[1]), bytes(value[2]))
     if tag == _NULL_ARRAY:

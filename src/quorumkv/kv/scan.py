@@ -77,6 +77,11 @@ class ScanRequest:
 
 
 def _parse_scan(args: Arguments) -> ScanRequest | ErrorReply:
+    return parse_scan_options(args, allow_type=True)
+
+
+def parse_scan_options(args: Arguments, allow_type: bool) -> ScanRequest | ErrorReply:
+    """SCAN's cursor and options, args[0] being the cursor; HSCAN and SSCAN take no TYPE."""
     cursor = parse_cursor(args[0])
     if cursor is None:
         return INVALID_CURSOR
@@ -96,7 +101,7 @@ def _parse_scan(args: Arguments) -> ScanRequest | ErrorReply:
             count = parsed
         elif option == b"MATCH":
             pattern = None if value == b"*" else value
-        elif option == b"TYPE":
+        elif option == b"TYPE" and allow_type:
             type_name = value.lower()
         else:
             return SYNTAX_ERROR

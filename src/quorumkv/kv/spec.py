@@ -38,6 +38,12 @@ class CommandSpec:
     categories: tuple[bytes, ...]
     internal: bool = False
     """Proposed by quorumkv itself (QKV.*), never accepted from a client."""
+    random: bool = False
+    """Its answer is a random draw (HRANDFIELD, SRANDMEMBER): served by the shard's leader only,
+    which seeds it from the read's ReadIndex context (never a follower's stale read)."""
+    numkeys_index: int = 0
+    """For commands whose keys follow a count (SINTERCARD numkeys key...): the position of
+    that count (1: the first argument); first/last/step are then 0, as Redis reports them."""
 
     @property
     def is_write(self) -> bool:
@@ -66,13 +72,14 @@ def same_arguments(args: Arguments) -> Arguments:
 def define(name: bytes, arity: int, flags: str, keys: tuple[int, int, int], categories: str,
            execute: Callable[[Keyspace, Any], Reply],
            parse: Callable[[Arguments], Any] = same_arguments,
-           internal: bool = False) -> CommandDefinition:
+           internal: bool = False, numkeys_index: int = 0,
+           random: bool = False) -> CommandDefinition:
     """A definition from the terse form the family modules use: flags and categories as
     space-separated words, keys as (first, last, step)."""
     spec = CommandSpec(
         name=name, arity=arity, flags=tuple(flag.encode() for flag in flags.split()),
         first_key=keys[0], last_key=keys[1], key_step=keys[2],
         categories=tuple(category.encode() for category in categories.split()),
-        internal=internal,
+        internal=internal, numkeys_index=numkeys_index, random=random,
     )
     return CommandDefinition(spec, parse, execute)

@@ -11,22 +11,26 @@ shown that this replica has applied everything committed before the read arrived
 the reading node's clock, used only to hide keys that have expired.
 
 `expired_keys` lists due keys for the leader to delete with QKV.EXPIRE-DELETE entries
-(kv/expiry.py); `expire_delete_command` builds such an entry. `key_count` is DBSIZE's answer
+(kv/expiry.py); `expire_delete_command` builds such an entry. Likewise `sweep_needed` says
+whether released collections' members remain, and `sweep_command` builds the QKV.SWEEP entry
+that deletes a bounded number of them (kv/members.py). `key_count` is DBSIZE's answer
 (for INFO's keyspace section).
 """
 
 from __future__ import annotations
 
-from quorumkv.kv import commands
+from quorumkv.kv import commands, members
+from quorumkv.kv.collection import SplitMix64
 from quorumkv.kv.command import Command
 from quorumkv.kv.expiry import EXPIRE_DELETE, expired_keys
-from quorumkv.kv.keys import key_count
+from quorumkv.kv.keys import SWEEP, key_count
 from quorumkv.kv.keyspace import Keyspace
 from quorumkv.kv.reply import ErrorReply, Reply, unknown_command_error
 from quorumkv.kv.scan import random_key
 from quorumkv.kv.store import KeyValueStore
 
-__all__ = ["apply", "read", "expired_keys", "expire_delete_command", "key_count"]
+__all__ = ["apply", "read", "read_seed", "expired_keys", "expire_delete_command", "key_count",
+           "sweep_needed", "sweep_command"]
 
 
 def apply(store: KeyValueStore, command: Command) -> Reply:
@@ -42,8 +46,9 @@ def apply(store: KeyValueStore, command: Command) -> Reply:
 
 def read(store: KeyValueStore, name: bytes, args: tuple[bytes, ...], now_ms: int,
          choice: int | None = None) -> Reply:
-    """Answer the read-only command `name` from `store` as of `now_ms`. RANDOMKEY picks its
-    key with `choice` (any integer the caller drew at random) when one is given."""
+    """Answer the read-only command `name` from `store` as of `now_ms`. RANDOMKEY, HRANDFIELD
+    and SRANDMEMBER draw their randomness from `choice` (an integer unique to this read: the
+    host passes the read's ReadIndex context) when one is given, else from `now_ms`."""
     definition = commands.definition_of(name)
     if definition is None or definition.spec.internal:
         return unknown_command_error(name, args)
@@ -55,7 +60,23 @@ def read(store: KeyValueStore, name: bytes, args: tuple[bytes, ...], now_ms: int
         return request
     if choice is not None and definition.spec.name == b"RANDOMKEY":
         return random_key(store, now_ms, choice)
-    return definition.execute(Keyspace(store, now_ms, writable=False), request)
+    return definition.execute(Keyspace(store, now_ms, writable=False, seed=choice or 0), request)
+
+
+def read_seed(context: bytes) -> int:
+    """A well-mixed 64-bit seed from a read's unique context (sequential numbers in, unrelated
+    seeds out), for `read(..., choice=...)`."""
+    return SplitMix64(int.from_bytes(context, "big")).next()
+
+
+def sweep_needed(store: KeyValueStore) -> bool:
+    """Whether released collections' members wait for a QKV.SWEEP entry (the leader asks)."""
+    return members.has_garbage(store)
+
+
+def sweep_command(timestamp_ms: int) -> Command:
+    """The internal command deleting a bounded number of released collections' members."""
+    return Command(SWEEP, (), timestamp_ms)
 
 
 def expire_delete_command(due: list[tuple[bytes, int]], timestamp_ms: int) -> Command:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from quorumkv.errors import InvalidConfChange
 from quorumkv.raft.types import ConfState

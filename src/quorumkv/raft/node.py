@@ -37,6 +37,7 @@ from quorumkv.errors import (
     NotLeader,
     ProposalDropped,
     ProposalError,
+    ReplicaStateLost,
 )
 from quorumkv.invariant import invariant
 from quorumkv.raft.confchange import ConfChange, apply_conf_change
@@ -734,6 +735,12 @@ class Node:
         self._send(reply)
 
     def _handle_heartbeat(self, message: Message) -> None:
+        # A leader sends min(match, commit): an index this replica acknowledged as durable. A
+        # log ending before it lost acknowledged entries (its storage was emptied or rolled
+        # back): an operating condition with its own error, not a broken invariant of ours.
+        if message.commit > self.raft_log.last_index():
+            raise ReplicaStateLost(self._group_id, message.commit, self.raft_log.last_index(),
+                                   message.source)
         self.raft_log.commit_to(message.commit)
         self._send(
             Message(

@@ -12,7 +12,12 @@ current on one node, on the event loop thread:
   repaired at the next start, from the stored plan.
 - Metadata. A node hosting a replica of shard 0 reloads the metadata from it after each Ready
   cycle that advanced shard 0's applied index; a node without one reads it from shard 0's
-  leader (`QKV.METADATA-READ`) every poll interval.
+  leader (`QKV.METADATA-READ`) every poll interval, keeps the last copy in its store
+  (`cluster_metadata`, as Redis keeps nodes.conf) and is handed the metadata by every peer
+  it connects to (`greeting`, `offer`). So a restarted node knows the slot map before it
+  listens for clients (from its replica or its copy) and learns anything newer one round
+  trip after it reaches a peer. The view only moves forward: metadata older than the
+  view's cluster epoch is ignored, whatever its source.
 - Leaders. For shards hosted here, the host's replicas know their leader; for the others, the
   leader named by the last forwarded command's answer (`Dispatcher.learned_leaders`), else the
   shard's preferred leader (`ClusterView.acting_leader`). `observe()` (every tick) rebuilds the
@@ -32,13 +37,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from quorumkv import limits
+from quorumkv import errors, limits
 from quorumkv.cluster.metadata import (
     METADATA_SHARD_ID,
     ClusterMetadata,
     Member,
     Shard,
     decode_metadata,
+    encode_metadata,
     make_member,
 )
 from quorumkv.cluster.metadata_commands import (
@@ -52,6 +58,7 @@ from quorumkv.cluster.placement import leader_transfers, place_shards
 from quorumkv.cluster.shard_statistics import ShardSample, ShardStatistics, statistics_between
 from quorumkv.cluster.state_machines import DATA, METADATA
 from quorumkv.cluster.view import ClusterView
+from quorumkv.codec.peer import ClusterMetadataPush, PeerRecord
 from quorumkv.host.host import Host
 from quorumkv.host.shard_view import ReadView
 from quorumkv.kv.keys import key_count
@@ -64,6 +71,10 @@ log = logging.getLogger("quorumkv.cluster")
 
 CLUSTER_PLAN_META = "cluster_plan"
 """Node metadata key of the bootstrap plan (an encoded BootstrapCluster command)."""
+
+CLUSTER_METADATA_META = "cluster_metadata"
+"""Node metadata key of the last cluster metadata learned from peers (encode_metadata), kept
+by nodes hosting no replica of shard 0."""
 
 Submit = Callable[[int, bytes, tuple[bytes, ...], Callable[[Reply], None]], None]
 
@@ -114,6 +125,9 @@ class ClusterState:
         self.is_connected = is_connected
         self.learned_leaders: dict[int, int] = {}  # the dispatcher's, once it exists
         self.view: ClusterView | None = None
+        self._encoded = b""  # the view's metadata, encoded (what `greeting` hands peers)
+        self._unsaved: bytes | None = None  # learned from a peer, not yet in the store
+        self.cluster_id = ""
         self.plan: BootstrapCluster | None = None
         self._plan_shards: dict[int, Shard] = {}
         self._metadata_applied = -1
@@ -129,6 +143,7 @@ class ClusterState:
     def start(self, store: NodeStore, membership: Membership, config: ServerConfig) -> None:
         """Load or make the bootstrap plan; bootstrap the replicas it puts here on the first
         start (the store holds no shard yet)."""
+        self.cluster_id = membership.cluster_id
         stored = store.get_meta(CLUSTER_PLAN_META)
         first_start = not store.shard_ids()
         plan: BootstrapCluster | None
@@ -157,8 +172,21 @@ class ClusterState:
     def hosts_metadata(self) -> bool:
         return METADATA_SHARD_ID in self.host.shard_ids()
 
+    def recall(self) -> None:
+        """Install the metadata this node already has, before it listens for clients (call
+        after host.start): its replica of shard 0's, else the copy it kept from its peers."""
+        if self.hosts_metadata():
+            self.after_cycles()
+            return
+        stored = self.host.store.get_meta(CLUSTER_METADATA_META)
+        if stored is not None:
+            self.offer(stored, "the copy kept in its store", keep=False)
+
     def after_cycles(self) -> None:
-        """Reload the metadata if shard 0 applied something (call between Ready cycles)."""
+        """Reload the metadata if shard 0 applied something, or keep a copy learned from a
+        peer (call between Ready cycles: it uses the store)."""
+        if self._unsaved is not None:
+            self._save(self._unsaved)
         if not self.hosts_metadata():
             return
         applied = self.host.replica(METADATA_SHARD_ID).applied.index
@@ -167,17 +195,56 @@ class ClusterState:
         self._metadata_applied = applied
         metadata = load_metadata(ReadView(self.host.store.shard(METADATA_SHARD_ID)))
         if metadata is not None:
-            self._install(metadata)
+            self._install(metadata, "its replica of shard 0")
 
-    def _install(self, metadata: ClusterMetadata) -> None:
-        if self.view is not None and self.view.metadata == metadata:
+    def offer(self, encoded: bytes, source: str, keep: bool = True) -> None:
+        """Metadata from elsewhere (a peer's push, shard 0's leader, the stored copy): installed
+        if it is this cluster's and newer than the view; kept in the store (`keep`) by a node
+        hosting no replica of shard 0."""
+        try:
+            metadata = decode_metadata(encoded)
+        except errors.CorruptStorage as error:
+            log.warning("node %d: ignoring cluster metadata from %s: %s", self.node_id,
+                        source, error)
             return
-        if self.view is None:
-            log.info("node %d: cluster metadata known (epoch %d, %d members, %d shards)",
-                     self.node_id, metadata.cluster_epoch, len(metadata.members),
-                     len(metadata.shards))
+        if self.cluster_id and metadata.cluster_id != self.cluster_id:
+            log.warning("node %d: ignoring cluster metadata of cluster %r from %s: this node "
+                        "belongs to cluster %r", self.node_id, metadata.cluster_id, source,
+                        self.cluster_id)
+            return
+        if self._install(metadata, source) and keep and not self.hosts_metadata():
+            self._unsaved = encoded
+
+    def _save(self, encoded: bytes) -> None:
+        try:
+            self.host.store.put_meta(CLUSTER_METADATA_META, encoded)
+        except errors.DiskFull as error:
+            # Only a copy for the next start: the node works without it.
+            log.warning("node %d: cannot keep the cluster metadata in the store: %s",
+                        self.node_id, error)
+        self._unsaved = None
+
+    def _install(self, metadata: ClusterMetadata, source: str) -> bool:
+        """Make `metadata` the view's if it is newer; returns whether it was."""
+        view = self.view
+        if view is not None and metadata.cluster_epoch <= view.metadata.cluster_epoch:
+            return False  # the same, or older (a lagging replica, a stale copy)
+        if view is None:
+            log.info("node %d: cluster metadata known from %s (epoch %d, %d members, "
+                     "%d shards)", self.node_id, source, metadata.cluster_epoch,
+                     len(metadata.members), len(metadata.shards))
+        else:
+            log.info("node %d: cluster metadata from %s: epoch %d -> %d", self.node_id,
+                     source, view.metadata.cluster_epoch, metadata.cluster_epoch)
         self.view = ClusterView(metadata, self.node_id)
+        self._encoded = encode_metadata(metadata)
         self.observe(force=True)
+        return True
+
+    def greeting(self, node_id: int) -> list[PeerRecord]:
+        """What a peer that connects here is handed after the handshake: the metadata this
+        node knows (nothing before it knows it)."""
+        return [ClusterMetadataPush(self._encoded)] if self._encoded else []
 
     def _request_metadata(self) -> None:
         """Bootstrap (no metadata yet, a plan known) or read it (no replica of shard 0)."""
@@ -200,7 +267,7 @@ class ClusterState:
     def _read_back(self, reply: Reply) -> None:
         self._request_pending = False
         if isinstance(reply, bytes):
-            self._install(decode_metadata(reply))
+            self.offer(reply, "shard 0's leader")
         elif reply is None and self.plan is not None:
             # Not bootstrapped yet, and no replica of shard 0 here to propose through:
             # propose the plan at shard 0's leader.

@@ -20,14 +20,12 @@ SLOTS/SHARDS/NODES make it a cluster client).
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from quorumkv import limits
 from quorumkv.cluster.routing import PLAIN, mode_after
 from quorumkv.kv import commands as kv_commands
 from quorumkv.kv.reply import (
@@ -44,7 +42,7 @@ from quorumkv.kv.reply import (
     unknown_command_error,
 )
 from quorumkv.kv.spec import CommandSpec
-from quorumkv.server import info
+from quorumkv.server import config_command, info
 from quorumkv.server.routed_commands import run_cluster_command, run_data_command
 
 if TYPE_CHECKING:
@@ -112,6 +110,11 @@ def all_specs() -> list[CommandSpec]:
     specs = [c.spec for c in _SERVER_COMMANDS.values()]
     specs.extend(kv_commands.all_specs())
     return sorted(specs, key=lambda s: s.name)
+
+
+def is_command(name: bytes) -> bool:
+    """Whether `name` (any case) is a command this node knows (INFO commandstats)."""
+    return _find_spec(name) is not None
 
 
 def _find_spec(name: bytes) -> CommandSpec | None:
@@ -480,7 +483,8 @@ def _command_getkeys(argv: tuple[bytes, ...]) -> Reply:
         return ErrorReply(b"ERR Invalid command specified")
     if not spec.arity_ok(len(argv) - 1):
         return ErrorReply(b"ERR Invalid number of arguments specified for command")
-    keys = kv_commands.keys_of(argv[0].upper(), argv[1:]) if spec.first_key else []
+    keys = kv_commands.keys_of(argv[0].upper(), argv[1:]) \
+        if spec.first_key or spec.numkeys_index else []
     if not keys:
         return ErrorReply(b"ERR The command has no key arguments")
     return list(keys)
@@ -501,76 +505,33 @@ def _info(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
                                               [a.lower() for a in args]))
 
 
-def _config_values(connection: ClientConnection) -> dict[bytes, bytes]:
-    node = connection.server.node
-    config = node.config
-    address = config.client_address()
-    return {
-        b"maxclients": str(config.client_connections_max).encode(),
-        b"timeout": connection.server.settings.get(b"timeout", b"0"),
-        b"port": str(address.port).encode(),
-        b"bind": address.host.encode(),
-        b"databases": b"1",
-        b"save": b"",
-        b"appendonly": b"no",
-        b"appendfsync": b"always" if config.sync else b"no",
-        b"dir": str(config.data_dir.resolve()).encode(),
-        b"proto-max-bulk-len": str(limits.proposal_bytes_max).encode(),
-        b"maxmemory": b"0",
-        b"maxmemory-policy": b"noeviction",
-        b"cluster-enabled": b"yes",
-        b"tcp-keepalive": b"300",
-        b"slowlog-log-slower-than": connection.server.settings.get(
-            b"slowlog-log-slower-than", b"10000"),
-        b"notify-keyspace-events": b"",
-    }
-
-
-_CONFIG_SETTABLE = (b"timeout", b"slowlog-log-slower-than")
-"""Settings clients and tools commonly set; accepted and reported back (no other effect yet)."""
-
-
 @_command(b"CONFIG", -2, "admin noscript loading stale", "@admin @slow @dangerous")
 def _config(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
     subcommand = args[0].upper()
     if subcommand == b"GET":
         if len(args) < 2:
             return arity_error(b"config|get")
-        values = _config_values(connection)
-        found: dict[bytes, bytes] = {}
-        for pattern in args[1:]:
-            text = pattern.lower().decode(errors="replace")
-            for name, value in values.items():
-                if fnmatch.fnmatchcase(name.decode(), text):
-                    found[name] = value
-        return Map(list(found.items()))
+        return config_command.config_get(connection.server, args[1:])
     if subcommand == b"SET":
-        return _config_set(connection, args[1:])
+        return config_command.config_set(connection.server, args[1:])
     if subcommand == b"RESETSTAT":
-        return OK if len(args) == 1 else arity_error(b"config|resetstat")
+        if len(args) != 1:
+            return arity_error(b"config|resetstat")
+        connection.server.stats.reset()
+        return OK
     if subcommand == b"REWRITE":
         return ErrorReply(b"ERR CONFIG REWRITE is not supported: edit the node's TOML file")
+    if subcommand == b"HELP":
+        return [SimpleString(line) for line in (
+            b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"GET <pattern>", b"    Return parameters matching the glob-like <pattern> and "
+            b"their values.",
+            b"SET <directive> <value>", b"    Set the configuration <directive> to <value> "
+            b"(maxclients, timeout and tcp-keepalive change; see docs/server.md).",
+            b"RESETSTAT", b"    Reset statistics reported by the INFO command.",
+            b"HELP", b"    Print this help.",
+        )]
     return _unknown_subcommand(b"CONFIG", args[0])
-
-
-def _config_set(connection: ClientConnection, args: tuple[bytes, ...]) -> Reply:
-    if not args or len(args) % 2:
-        return arity_error(b"config|set")
-    known = _config_values(connection)
-    for index in range(0, len(args), 2):
-        name = args[index].lower()
-        if name not in known:
-            return ErrorReply(b"ERR Unknown option or number of arguments for CONFIG SET - "
-                              b"'%b'" % args[index][:128])
-        if name not in _CONFIG_SETTABLE:
-            return ErrorReply(b"ERR CONFIG SET failed (possibly related to argument '%b') - "
-                              b"can't set immutable config" % name)
-        if _parse_int(args[index + 1]) is None:
-            return ErrorReply(b"ERR CONFIG SET failed (possibly related to argument '%b') - "
-                              b"argument couldn't be parsed into an integer" % name)
-    for index in range(0, len(args), 2):
-        connection.server.settings[args[index].lower()] = args[index + 1]
-    return OK
 
 
 def process_id() -> int:

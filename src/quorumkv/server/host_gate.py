@@ -20,6 +20,23 @@ not thread-safe, and need not be: the gate makes sure only one thread touches it
 The hand-over is through the executor's future, whose completion the loop observes with
 `call_soon_threadsafe`: everything the worker wrote happens-before the loop reads it.
 
+Closing. `close()` is the end of the driver: from then on `run_cycles()` runs nothing (the node
+stops its driver first, and an input that still slips in, such as a peer's frame read while the
+sockets close, must not start a cycle on an executor that is shut down). A cycle still running
+on the worker is waited for, and its outputs and completions are handed over inside `close()`,
+on the loop thread, while the node's connections are still open; the hand-over the worker had
+queued with `call_soon_threadsafe` then finds nothing left to do and does not call
+`on_cycles_done` (which would schedule the driver again). Without this order a SIGTERM shortly
+after start, with elections still producing Readies, sometimes scheduled a cycle after the
+executor's shutdown: "cannot schedule new futures after shutdown", reported as a bug.
+
+Disk stalls. A Ready cycle normally takes about one fsync. One still running after
+`ready_cycle_stall_ms` means the disk is stalling (every shard's writes and acknowledgements on
+this node wait for it): the loop thread notices it on its tick (`check_stall`) while the cycle
+runs on the worker, and logs one WARNING line; the end of the cycle logs one INFO line with its
+duration. A cycle run on the loop thread (no worker, or nothing to persist) can only be
+measured when it ends: one WARNING line then.
+
 Reads of the host's state for routing and INFO (`is_leader`, `leader_of`, `status`) may run
 while a cycle is in progress; they see a value that is at most one cycle old, which is all a
 routing hint needs (the host checks leadership again when the command is submitted).
@@ -28,7 +45,9 @@ routing hint needs (the host checks leadership again when the command is submitt
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -38,6 +57,8 @@ from quorumkv.codec.peer import PeerRecord
 from quorumkv.host.host import Host, Transport
 
 Done = Callable[[object], None]
+
+log = logging.getLogger("quorumkv.node")
 
 
 class BufferedTransport:
@@ -67,8 +88,16 @@ class HostGate:
     def __init__(self, host: Host, buffered_transport: BufferedTransport, threaded: bool,
                  on_cycles_done: Callable[[], None],
                  after_each_cycle: Callable[[], None] = lambda: None,
-                 on_failure: Callable[[BaseException], None] = lambda error: None) -> None:
+                 on_failure: Callable[[BaseException], None] = lambda error: None,
+                 stall_ms: float = limits.ready_cycle_stall_ms,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.host = host
+        self.stall_ms = stall_ms
+        self._clock = clock  # seconds
+        self._stall_lock = threading.Lock()
+        self._cycle_started: float | None = None  # the running cycle's start (either thread)
+        self._stall_reported: float | None = None  # the start of the cycle reported stalled
+        self.stalls = 0
         self.threaded = threaded
         self._transport = buffered_transport
         self._on_cycles_done = on_cycles_done
@@ -80,6 +109,8 @@ class HostGate:
         self._completions: list[tuple[Done, object]] = []
         self._loop_thread = threading.get_ident()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ready") if threaded else None
+        self._in_flight: Future[int] | None = None  # the worker's cycles, until handed over
+        self._closed = False
         self.cycles = 0
 
     # ---- inputs ----------------------------------------------------------------------------
@@ -99,6 +130,11 @@ class HostGate:
 
     def transfer_leader(self, shard_id: int, target: int) -> None:
         self._call(lambda: self.host.transfer_leader(shard_id, target))
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Run `action` (which may use the host or its store) on the loop thread while no
+        cycle runs: now, or before the next cycle starts."""
+        self._call(action)
 
     def _call(self, action: Callable[[], None]) -> None:
         if self._busy:
@@ -131,9 +167,12 @@ class HostGate:
 
     def run_cycles(self) -> bool:
         """Deliver queued inputs and run Ready cycles until there is no work: on the loop
-        thread, or started on the worker (returns True if it still runs there)."""
+        thread, or started on the worker (returns True if it still runs there). After
+        `close()` it runs nothing and returns False."""
         if self._busy:
             return True
+        if self._closed:
+            return False
         self._deliver_deferred()
         if self._executor is None or not self._has_ready():
             # Nothing to persist (or no worker): run here. With no Ready, process() only
@@ -142,7 +181,7 @@ class HostGate:
             return False
         self._busy = True
         loop = asyncio.get_running_loop()
-        future = self._executor.submit(self._process_until_idle)
+        future = self._in_flight = self._executor.submit(self._process_until_idle)
         future.add_done_callback(
             lambda finished: loop.call_soon_threadsafe(self._finish, finished))
         return True
@@ -153,17 +192,60 @@ class HostGate:
 
     def _process_until_idle(self, after_each: Callable[[], None] | None = None) -> int:
         cycles = 0
-        while cycles < limits.driver_cycles_per_iteration_max and self.host.process():
+        while cycles < limits.driver_cycles_per_iteration_max and self._process_one():
             cycles += 1
             if after_each is not None:
                 after_each()
         return cycles
+
+    def _process_one(self) -> bool:
+        """One Ready cycle, timed for `check_stall`."""
+        started = self._cycle_started = self._clock()
+        try:
+            return self.host.process()
+        finally:
+            self._cycle_ended(started)
+
+    def _cycle_ended(self, started: float) -> None:
+        elapsed_ms = (self._clock() - started) * 1000
+        with self._stall_lock:
+            self._cycle_started = None
+            reported = self._stall_reported == started
+            self._stall_reported = None
+        if reported:
+            log.info("node %d: disk stall over: the Ready cycle took %.0f ms",
+                     self.host.node_id, elapsed_ms)
+        elif elapsed_ms >= self.stall_ms:
+            self.stalls += 1
+            log.warning("node %d: disk stall: a Ready cycle took %.0f ms (its synced write, "
+                        "usually); every shard's writes on this node waited for it",
+                        self.host.node_id, elapsed_ms)
+
+    def check_stall(self) -> None:
+        """On the loop thread (every tick): log a cycle running on the worker for longer than
+        `stall_ms`, once."""
+        with self._stall_lock:
+            started = self._cycle_started
+            if started is None or self._stall_reported == started:
+                return
+            elapsed_ms = (self._clock() - started) * 1000
+            if elapsed_ms < self.stall_ms:
+                return
+            self._stall_reported = started
+        self.stalls += 1
+        log.warning("node %d: disk stall: a Ready cycle has been running for %.0f ms (its "
+                    "synced write has not returned, usually); every shard's writes and "
+                    "acknowledgements on this node wait for it", self.host.node_id,
+                    elapsed_ms)
 
     def _record(self, cycles: int) -> None:
         self.cycles += cycles
         self.more_work = cycles >= limits.driver_cycles_per_iteration_max
 
     def _finish(self, finished: Future[int]) -> None:
+        if finished is not self._in_flight:
+            return  # already handed over by close()
+        self._in_flight = None
         self._busy = False
         self._transport.release()
         completions, self._completions = self._completions, []
@@ -174,7 +256,8 @@ class HostGate:
         except Exception as error:  # the worker's cycle raised: a bug, or a storage failure
             self._on_failure(error)
             return
-        self._on_cycles_done()
+        if not self._closed:
+            self._on_cycles_done()
 
     def _deliver_deferred(self) -> None:
         while self._deferred:
@@ -186,5 +269,11 @@ class HostGate:
         return bool(self._deferred)
 
     def close(self) -> None:
+        """Stop driving the host: wait for a cycle running on the worker, hand its outputs
+        and completions over here (on the loop thread), shut the worker down. Call on the
+        loop thread; afterwards `run_cycles()` runs nothing."""
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._in_flight is not None:
+            self._finish(self._in_flight)

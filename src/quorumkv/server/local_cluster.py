@@ -58,6 +58,23 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {LISTEN_PORTS}")
 
 
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are free now (LISTEN_PORTS), for
+    `quorumkv up`, whose node I listens on BASE + I - 1."""
+    for _ in range(1000):
+        first = free_port()
+        if first + count > LISTEN_PORTS[1]:
+            continue
+        with contextlib.ExitStack() as probes:
+            try:
+                for port in range(first + 1, first + count):
+                    probes.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports in {LISTEN_PORTS}")
+
+
 def resp_command(port: int, *words: bytes, timeout_s: float = 2.0) -> bytes:
     """Send one command and return the raw reply bytes (one reply; bulk or simple)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as connection:

@@ -50,7 +50,9 @@ class Membership:
             version, cluster_id, node_id, peers = msgpack.unpackb(data, raw=False)
         except Exception as error:
             raise ConfigError(f"{where}: the membership record is unreadable ({error}); "
-                              "restore the data directory from a backup") from error
+                              "this data directory was not written by a quorumkv node of a "
+                              "compatible version, or is damaged: give the node's own data "
+                              "directory, with the version that wrote it") from error
         if version != MEMBERSHIP_FORMAT_VERSION:
             raise ConfigError(f"{where}: membership record format {version} is not supported "
                               f"(this build reads {MEMBERSHIP_FORMAT_VERSION})")

@@ -21,6 +21,8 @@ on the very first start), load the replicas, listen for peers and clients, start
 Stop (SIGTERM, SIGINT): stop accepting and reading clients, hand leadership of every shard this
 node leads to the most caught-up follower, let in-flight commands finish (bounded), answer the
 rest definitely (or -UNKNOWN when a write may have been proposed), sync, close the store.
+The driver stops before anything it uses closes: ticks, inputs and `_drive` end first, then the
+gate (handing over a cycle still on its worker), then clients, peers and the store.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any, cast
 
 from quorumkv import errors, limits
 from quorumkv.codec.peer import (
+    ClusterMetadataPush,
     ForwardRequest,
     ForwardResponse,
     Handshake,
@@ -48,18 +51,25 @@ from quorumkv.codec.peer import (
 from quorumkv.host.host import Host, HostConfig
 from quorumkv.invariant import invariant
 from quorumkv.server.cluster_state import ClusterState, is_write_command, validate_command
-from quorumkv.server.config import ServerConfig
+from quorumkv.server.config import ConfigError, ServerConfig
 from quorumkv.server.dispatcher import Dispatcher
 from quorumkv.server.host_gate import BufferedTransport, HostGate
 from quorumkv.server.membership import Membership, establish
 from quorumkv.server.peer_transport import PeerTransport
 from quorumkv.server.resp_server import ClientServer
+from quorumkv.server.storage_identity import (
+    PEER_STORAGE_IDS_META,
+    PeerStorageIds,
+    storage_id_of,
+)
 from quorumkv.storage.protocols import NodeStore, WriteBatch
 
 log = logging.getLogger("quorumkv.node")
 
 EXIT_BUG = 70  # EX_SOFTWARE: an invariant broke
 EXIT_STORAGE = 1  # the store failed in a way the node cannot work around
+EXIT_STORAGE_LOST = 78  # EX_CONFIG: this data directory lost what the node held (restarting
+# on it again gives the same refusal: storage_identity.py)
 
 
 def open_rocksdb_store(path: Path) -> NodeStore:
@@ -101,12 +111,14 @@ class ServerNode:
         self._next_tick = 0.0
         self._stop = asyncio.Event()
         self._stopping = False
+        self._driving = True  # False once shutdown stopped the driver, for good
         self._failed = False
         self.exit_code = 0
         self.last_store_figures: dict[str, int] = {}  # info.store_figures
         self.ticks = 0
         self._next_statistics_tick = limits.shard_statistics_interval_ticks
         self.drives = 0
+        self.disk_full_logged_since: int | None = None  # host.disk_full_since_ms, as logged
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -114,12 +126,19 @@ class ServerNode:
         """Open the data directory and start serving. Raises ConfigError, OSError."""
         self.loop = loop = asyncio.get_running_loop()
         config = self.config
-        _raise_file_limit(config.client_connections_max + 256)
+        _raise_file_limit(config.client_connections_max + limits.reserved_file_descriptors)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = self._open_store(config.data_dir / "store")
         if not config.sync:
             store = cast(NodeStore, _UnsyncedStore(store))
         self.store = store
+        self.storage_id, created = storage_id_of(store)
+        try:
+            self.peer_storage = PeerStorageIds.load(store)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"data directory {config.data_dir}: the record of the peers' "
+                              f"storage ids is unreadable ({error}); run the quorumkv "
+                              "version that wrote it") from error
         membership = establish(store, config)
         self.membership = membership
         # A restart without flags finds its own addresses in the stored membership.
@@ -129,7 +148,10 @@ class ServerNode:
         self.transport = PeerTransport(
             node_id, membership.cluster_id,
             {n: e.peer_address for n, e in membership.peers.items()},
-            self._on_peer_record, on_peer_down=self._on_peer_down)
+            self._on_peer_record, on_peer_down=self._on_peer_down,
+            storage_id=self.storage_id, peer_storage=self.peer_storage,
+            on_storage_learned=self._on_storage_learned, on_storage_lost=self._on_storage_lost,
+            greeting=lambda peer: self.cluster.greeting(peer))
         buffered = BufferedTransport(self.transport)
         self.host = Host(node_id, store, buffered, random.Random(),
                          clock_ms=lambda: int(time.time() * 1000),
@@ -145,6 +167,7 @@ class ServerNode:
             is_connected=self.transport.is_connected)
         self.cluster.start(store, membership, config)  # bootstraps on the first start
         self.host.start()
+        self.cluster.recall()  # the slot map is known before clients can ask
         self.gate = HostGate(self.host, buffered, threaded=config.ready_thread,
                              on_cycles_done=self._after_cycles,
                              after_each_cycle=self._flush_outputs, on_failure=self._fail)
@@ -160,9 +183,10 @@ class ServerNode:
         await self.clients.start(config.client_address())
         self._next_tick = self._loop().time()
         self._tick()
-        log.info("node %d of cluster %r: clients on %s, peers on %s, data in %s", node_id,
-                 membership.cluster_id, config.client_address(), config.peer_address(),
-                 config.data_dir)
+        log.info("node %d of cluster %r: clients on %s, peers on %s, data in %s (storage id "
+                 "%s%s)", node_id, membership.cluster_id, config.client_address(),
+                 config.peer_address(), config.data_dir, self.storage_id,
+                 ", new" if created else "")
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         invariant(self.loop is not None, "the node is used before start()")
@@ -184,13 +208,13 @@ class ServerNode:
 
     def schedule(self) -> None:
         """Make sure the driver runs once the loop has handled what is readable now."""
-        if not self._drive_pending:
+        if not self._drive_pending and self._driving:
             self._drive_pending = True
             self._loop().call_soon(self._drive)
 
     def _drive(self) -> None:
         self._drive_pending = False
-        if self._failed:
+        if self._failed or not self._driving:
             return
         self.drives += 1
         try:
@@ -204,12 +228,31 @@ class ServerNode:
         produced, and come back if inputs arrived meanwhile or work remains."""
         self._flush_outputs()
         if not self.gate.busy:
+            self._observe_disk_full()
             self.cluster.after_cycles()  # shard 0 may have applied a metadata change
             if self.ticks >= self._next_statistics_tick:
                 self._next_statistics_tick = self.ticks + limits.shard_statistics_interval_ticks
                 self.cluster.sample_statistics(int(time.time() * 1000), self.dispatcher.served)
         if self.dispatcher.retry_parked() or self.gate.has_deferred() or self.gate.more_work:
             self.schedule()  # let the loop read sockets first, then come back
+
+    def _observe_disk_full(self) -> None:
+        """Log once when a full disk stalls the host and once when it resumes (INFO
+        persistence shows it meanwhile: info.py)."""
+        since = self.host.disk_full_since_ms
+        if since == self.disk_full_logged_since:
+            return
+        if since is not None:
+            log.warning("node %d: disk full under %s: writes are refused until space is freed "
+                        "on that disk (the node resumes by itself); reads of shards whose only "
+                        "voter is this node are still answered from its data, commands for "
+                        "shards with other voters go to the leader those elect meanwhile",
+                        self.node_id, self.config.data_dir)
+        else:
+            log.warning("node %d: disk space is back under %s after %.1f s: writes resumed",
+                        self.node_id, self.config.data_dir,
+                        (time.time() * 1000 - (self.disk_full_logged_since or 0)) / 1000)
+        self.disk_full_logged_since = since
 
     def _flush_outputs(self) -> None:
         """What a cycle produced leaves now, not after the next cycle's fsync: appends and
@@ -218,7 +261,7 @@ class ServerNode:
         self.clients.flush()
 
     def _tick(self) -> None:
-        if self._failed:
+        if self._failed or not self._driving:
             return
         loop = self._loop()
         interval = self.config.tick_ms / 1000
@@ -230,6 +273,7 @@ class ServerNode:
             if missed > 0:
                 self.gate.missed_ticks(missed)
             self.ticks += 1
+            self.gate.check_stall()
             self.gate.tick()
             self.dispatcher.tick()
             self.cluster.tick()
@@ -244,10 +288,14 @@ class ServerNode:
 
     def _fail(self, error: BaseException) -> None:
         """Stop driving the host for good and shut down: after a broken invariant (a bug,
-        exit 70) or a storage error the node cannot work around (exit 1), going on could
-        acknowledge what is not durable."""
+        exit 70) or a storage error the node cannot work around (exit 1; exit 78 when this
+        data directory lost what the node held), going on could acknowledge what is not
+        durable."""
         self._failed = True
-        if isinstance(error, errors.QuorumKVError):
+        if isinstance(error, errors.StorageLost | errors.ReplicaStateLost):
+            log.critical("node %d: stopping: %s", self.node_id, error)
+            self.exit_code = EXIT_STORAGE_LOST
+        elif isinstance(error, errors.QuorumKVError):
             log.critical("node %d: stopping: %s", self.node_id, error)
             self.exit_code = EXIT_STORAGE
         else:
@@ -259,10 +307,14 @@ class ServerNode:
     # ---- peer inputs ------------------------------------------------------------------------
 
     def _on_peer_record(self, source: int, record: PeerRecord) -> None:
+        if not self._driving:
+            return  # shutting down: nothing more reaches the host (Raft tolerates the loss)
         if isinstance(record, ForwardRequest):
             self.dispatcher.serve_forward(record)
         elif isinstance(record, ForwardResponse):
             self.dispatcher.on_forward_response(record)
+        elif isinstance(record, ClusterMetadataPush):
+            self.cluster.offer(record.metadata, f"node {source}")
         elif isinstance(record, (Handshake, HandshakeRefused)):
             return
         else:
@@ -272,6 +324,32 @@ class ServerNode:
                 self._fail(error)
                 return
         self.schedule()
+
+    def _on_storage_learned(self, node_id: int, storage_id: str) -> None:
+        """A peer's first handshake: remember its storage id (in the store, which the gate
+        lets us write only between cycles)."""
+        log.info("node %d: node %d has storage id %s", self.node_id, node_id, storage_id)
+        self.gate.call(self._persist_peer_storage)
+
+    def _persist_peer_storage(self) -> None:
+        try:
+            self.require_store().put_meta(PEER_STORAGE_IDS_META, self.peer_storage.encode())
+        except errors.DiskFull as error:  # kept in memory; learned again after a restart
+            log.warning("node %d: cannot record the peers' storage ids: %s", self.node_id,
+                        error)
+        except Exception as error:
+            self._fail(error)
+
+    def _on_storage_lost(self, refused_by: int, known_storage_id: str) -> None:
+        """A peer knows this node id with another storage: this data directory is not the
+        one the node ran with. Stop, rather than act as replicas whose data is gone."""
+        if not self._failed:
+            self._fail(errors.StorageLost(self.node_id, str(self.config.data_dir),
+                                          self.storage_id, refused_by, known_storage_id))
+
+    def require_store(self) -> NodeStore:
+        invariant(self.store is not None, "the node is used before start()")
+        return cast(NodeStore, self.store)
 
     def _on_peer_down(self, node_id: int) -> None:
         self.dispatcher.on_peer_down(node_id)
@@ -299,18 +377,25 @@ class ServerNode:
             await self._wait(lambda: self.dispatcher.in_flight() == 0,
                              self.config.shutdown_transfer_timeout_ms)
         await self._wait(lambda: not self.gate.busy, self.config.shutdown_transfer_timeout_ms)
+        self._stop_driving()
         self.dispatcher.fail_all("the node is shutting down")
-        if not self.gate.busy and not self._failed:
+        if not self._failed:
             self.host.fail_pending(errors.OutcomeUnknown(0, "the node is shutting down"))
         self.clients.flush()
         await self.clients.close()
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
         self.transport.flush()
         await self.transport.close()
-        self.gate.close()  # waits for a cycle still running on the worker
         self._close_store()
         log.info("node %d: stopped", self.node_id)
+
+    def _stop_driving(self) -> None:
+        """End the driver before what it uses closes: no tick, input or `_drive` runs a cycle
+        from now on, and the gate hands over a cycle still running on its worker (its sends
+        and replies go out below) before its executor shuts down (host_gate.py, "Closing")."""
+        self._driving = False
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self.gate.close()
 
     def _close_store(self) -> None:
         store = self.store

@@ -6,9 +6,12 @@ reads from its inbound ones, so each direction of a pair of nodes is one TCP str
 writer, and a lost connection is redialed by the side that owns it.
 
 Frames: a 4-byte big-endian length, then that many bytes of one `codec.peer` record. A
-connection opens with a `Handshake` each way (cluster id, node id, wire format). The accepting
-side refuses a node of another cluster with a `HandshakeRefused` saying why, and both sides log
-the reason; the dialing side checks that it reached the node it meant to.
+connection opens with a `Handshake` each way (cluster id, node id, storage id, wire format).
+Either side refuses a node of another cluster, or a node whose storage id is not the one it
+knows for that node id (its data was lost: storage_identity.py), with a `HandshakeRefused`
+saying why, and both sides log the reason (the refusing side with the caller's address); the
+dialing side checks that it reached the node it meant to. A node refused for lost storage is
+told so (`on_storage_lost`) and stops.
 
 Sending never blocks and never awaits: `send()` encodes and queues; `flush()`, called by the
 node once per driver iteration, writes everything queued for a peer with one `writelines`. A
@@ -20,7 +23,20 @@ Snapshot chunks travel on a second outbound connection per peer, dialed when the
 sent, so heartbeats and appends are never stuck behind megabytes of shard image.
 
 A lost or refused connection is redialed after an exponential backoff, from
-`peer_reconnect_backoff_ms_min` to `peer_reconnect_backoff_ms_max`.
+`peer_reconnect_backoff_ms_min` to `peer_reconnect_backoff_ms_max`; but a peer whose own dial
+has just been accepted here is evidently up, so the connection to it is redialed at once
+instead of waiting out the backoff (a restarted node's first forwarded command is answered
+over that connection). Answers to forwarded commands are queued while it is being
+(re)established, as Raft messages are, rather than dropped.
+
+Whether each peer is reachable (its Raft connection is up) is told to the operator by
+`ReachabilityLog`: one line per change, at most `peer_reachability_log_lines_max` per peer per
+`peer_reachability_log_interval_ms`; refusals (another cluster, wrong node, bad frames) are
+always warned about, with their reason.
+
+The accepting side of a connection follows its handshake with the records `greeting` gives
+for the peer (the cluster metadata this node knows, `ClusterMetadataPush`): the dialing node
+has them one round trip after it connects, on a restart without waiting for anything else.
 """
 
 from __future__ import annotations
@@ -35,7 +51,9 @@ from typing import Any, cast
 
 from quorumkv import limits
 from quorumkv.codec.peer import (
+    REFUSED_STORAGE_LOST,
     WIRE_FORMAT_VERSION,
+    ForwardResponse,
     Handshake,
     HandshakeRefused,
     PeerFormatError,
@@ -45,6 +63,8 @@ from quorumkv.codec.peer import (
     encode_peer_message,
 )
 from quorumkv.server.config import Address
+from quorumkv.server.reachability_log import ReachabilityLog
+from quorumkv.server.storage_identity import PeerStorageIds
 
 log = logging.getLogger("quorumkv.peer")
 
@@ -108,7 +128,6 @@ class _Outbound:
         self.dropped = 0
         self.handle: asyncio.TimerHandle | None = None
         self.last_error = ""
-        self.ever_connected = False
 
     def enqueue(self, body: bytes) -> bool:
         if self.state is _State.CLOSED or len(self.queue) >= limits.peer_send_queue_frames_max:
@@ -139,9 +158,11 @@ class _Outbound:
         if self.state is _State.CLOSED:
             protocol.close()
             return
-        log.info("node %d: %s connection to node %d %s", self.owner.node_id, self.channel,
-                 self.node_id, "restored" if self.ever_connected else "established")
-        self.ever_connected = True
+        if self.channel == "raft":
+            self.owner.reachability(self.node_id, True, "")
+        else:
+            log.debug("node %d: %s connection to node %d established", self.owner.node_id,
+                      self.channel, self.node_id)
         self.state = _State.READY
         self.protocol = protocol
         self.backoff_ms = limits.peer_reconnect_backoff_ms_min
@@ -160,12 +181,15 @@ class _Outbound:
         self.queue.clear()
         if self.state is _State.CLOSED:
             return
-        if reason != self.last_error:
-            # Before the first handshake a peer that is not up yet is normal (cluster start).
-            level = logging.WARNING if self.ever_connected or misconfigured else logging.INFO
-            log.log(level, "node %d: %s connection to node %d: %s", self.owner.node_id,
-                    self.channel, self.node_id, reason)
-            self.last_error = reason
+        if misconfigured and reason != self.last_error:
+            log.warning("node %d: %s connection to node %d: %s", self.owner.node_id,
+                        self.channel, self.node_id, reason)
+        if self.channel == "raft":
+            self.owner.reachability(self.node_id, False, reason)
+        elif not misconfigured:
+            log.debug("node %d: %s connection to node %d: %s", self.owner.node_id,
+                      self.channel, self.node_id, reason)
+        self.last_error = reason
         self.state = _State.BACKOFF
         delay = self.backoff_ms
         self.backoff_ms = min(self.backoff_ms * 2, limits.peer_reconnect_backoff_ms_max)
@@ -214,7 +238,7 @@ class _PeerProtocol(asyncio.Protocol):
         self.timeout = asyncio.get_running_loop().call_later(
             limits.peer_handshake_timeout_ms / 1000, self._handshake_timed_out)
         if self.outbound is not None:
-            self._send_now(Handshake(self.owner.cluster_id, self.owner.node_id))
+            self._send_now(self.owner.handshake())
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -253,31 +277,42 @@ class _PeerProtocol(asyncio.Protocol):
         self.write([frame(encode_peer_message(record))])
 
     def _on_record(self, record: PeerRecord) -> None:
-        if self.handshaken:
+        if isinstance(record, HandshakeRefused):
+            # Before our handshake completes (we dialed), or after it (the dialer refused the
+            # handshake we answered with).
+            self.close(f"refused by node {self.peer_node or '?'}: {record.reason}")
+            if record.code == REFUSED_STORAGE_LOST:
+                self.owner.on_storage_lost(self.peer_node, record.known_storage_id)
+        elif self.handshaken:
             self.owner.on_record(self.peer_node, record)
         elif isinstance(record, Handshake):
             self._on_handshake(record)
-        elif isinstance(record, HandshakeRefused):
-            self.close(f"refused by node {self.peer_node}: {record.reason}")
         else:
             self.close("peer sent a record before its handshake")
 
     def _on_handshake(self, hello: Handshake) -> None:
-        reason = self.owner.check_handshake(hello, self.outbound)
-        if reason:
-            log.warning("node %d: refusing peer connection: %s", self.owner.node_id, reason)
-            if self.outbound is None:
-                self._send_now(HandshakeRefused(reason))
-            self.close(reason)
+        refusal = self.owner.check_handshake(hello, self.outbound)
+        if refusal is not None:
+            log.warning("node %d: refusing peer connection from %s (node %d): %s",
+                        self.owner.node_id, self._address(), hello.node_id, refusal.reason)
+            self._send_now(refusal)
+            self.close(refusal.reason)
             return
         self.handshaken = True
         if self.timeout is not None:
             self.timeout.cancel()
         if self.outbound is None:
             self.peer_node = hello.node_id
-            self._send_now(Handshake(self.owner.cluster_id, self.owner.node_id))
+            self._send_now(self.owner.handshake())
+            for record in self.owner.greeting(hello.node_id):
+                self._send_now(record)
+            self.owner.peer_dialed_in(hello.node_id)
         else:
             self.outbound.handshaken(self)
+
+    def _address(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "an unknown address"
 
     def _handshake_timed_out(self) -> None:
         if not self.handshaken:
@@ -296,13 +331,30 @@ class PeerTransport:
     def __init__(self, node_id: int, cluster_id: str, peers: dict[int, Address],
                  on_record: RecordHandler,
                  on_peer_up: Callable[[int], None] = lambda node: None,
-                 on_peer_down: Callable[[int], None] = lambda node: None) -> None:
+                 on_peer_down: Callable[[int], None] = lambda node: None,
+                 greeting: Callable[[int], list[PeerRecord]] = lambda node: [],
+                 storage_id: str = "", peer_storage: PeerStorageIds | None = None,
+                 on_storage_learned: Callable[[int, str], None] = lambda node, storage: None,
+                 on_storage_lost: Callable[[int, str], None] = lambda node, known: None,
+                 ) -> None:
+        """`greeting(node)`: the records sent to a peer right after its handshake is accepted.
+        `storage_id` is this node's (sent in every handshake); `peer_storage` the storage
+        ids known for the peers, to which a first handshake adds (`on_storage_learned` is told,
+        to persist it); `on_storage_lost(refusing node, storage id it knows for us)` is called
+        when a peer refuses this node because its storage is not the one it knows."""
         self.node_id = node_id
         self.cluster_id = cluster_id
+        self.storage_id = storage_id
+        self.peer_storage = peer_storage if peer_storage is not None else PeerStorageIds({})
+        self.on_storage_learned = on_storage_learned
+        self.on_storage_lost = on_storage_lost
         self.peers = {n: a for n, a in peers.items() if n != node_id}
         self.on_record = on_record
         self.on_peer_up = on_peer_up
         self.on_peer_down = on_peer_down
+        self.greeting = greeting  # records sent after the handshake on an accepted connection
+        self.reachability_log = ReachabilityLog(node_id)
+        self._settle_handles: dict[int, asyncio.TimerHandle] = {}
         self.connections: set[_PeerProtocol] = set()
         self._raft = {n: _Outbound(self, n, "raft") for n in self.peers}
         self._snapshot = {n: _Outbound(self, n, "snapshot") for n in self.peers}
@@ -337,9 +389,13 @@ class PeerTransport:
     def send_record(self, target_node: int, record: PeerRecord) -> bool:
         """Queue one record on a live connection; False if it was not queued (unknown peer,
         connection not established, queue full). A record queued is written unless the
-        connection fails first, in which case `on_peer_down` reports it."""
+        connection fails first, in which case `on_peer_down` reports it. A ForwardResponse
+        is also queued while the connection is being (re)established: the requester waits
+        for it anyway (if the connection never comes up, its request times out as before)."""
         outbound = self._raft.get(target_node)
-        if outbound is None or outbound.state is not _State.READY:
+        if outbound is None:
+            return False
+        if outbound.state is not _State.READY and not isinstance(record, ForwardResponse):
             return False
         if not outbound.enqueue(encode_peer_message(record)):
             return False
@@ -349,6 +405,27 @@ class PeerTransport:
     def is_connected(self, node_id: int) -> bool:
         outbound = self._raft.get(node_id)
         return outbound is not None and outbound.state is _State.READY
+
+    def reachability(self, node_id: int, reachable: bool, reason: str) -> None:
+        """The Raft connection to `node_id` is up, or failed (`reason`): tell the operator,
+        at most once per peer per interval (reachability_log.py)."""
+        loop = asyncio.get_running_loop()
+        settle_at = self.reachability_log.changed(node_id, reachable, loop.time() * 1000,
+                                                  reason)
+        if settle_at is not None:
+            self._settle_handles[node_id] = loop.call_at(
+                settle_at / 1000, lambda: self.reachability_log.settle(
+                    node_id, loop.time() * 1000))
+
+    def peer_dialed_in(self, node_id: int) -> None:
+        """`node_id`'s dial was accepted: it is up, so a connection to it waiting out its
+        backoff is redialed now."""
+        outbound = self._raft.get(node_id)
+        if outbound is not None and outbound.state is _State.BACKOFF:
+            if outbound.handle is not None:
+                outbound.handle.cancel()
+            outbound.backoff_ms = limits.peer_reconnect_backoff_ms_min
+            outbound.dial()
 
     def mark_dirty(self, outbound: _Outbound) -> None:
         self._dirty.add(outbound)
@@ -365,8 +442,29 @@ class PeerTransport:
 
     # -- handshake policy
 
-    def check_handshake(self, hello: Handshake, outbound: _Outbound | None) -> str:
-        """Why a peer's handshake is refused ("" when accepted)."""
+    def handshake(self) -> Handshake:
+        return Handshake(self.cluster_id, self.node_id, self.storage_id)
+
+    def check_handshake(self, hello: Handshake, outbound: _Outbound | None
+                        ) -> HandshakeRefused | None:
+        """The refusal of a peer's handshake, or None when it is accepted (then a storage id
+        seen for the first time is remembered)."""
+        reason = self._misconfiguration(hello, outbound)
+        if reason:
+            return HandshakeRefused(reason)
+        known = self.peer_storage.check(hello.node_id, hello.storage_id)
+        if known:
+            return HandshakeRefused(
+                f"node {hello.node_id} presents storage id {hello.storage_id or '(none)'}, but "
+                f"this node knows node {hello.node_id} with storage id {known}: its data "
+                f"directory was lost or replaced, and it cannot rejoin as node {hello.node_id}",
+                REFUSED_STORAGE_LOST, known)
+        if self.peer_storage.learn(hello.node_id, hello.storage_id):
+            self.on_storage_learned(hello.node_id, hello.storage_id)
+        return None
+
+    def _misconfiguration(self, hello: Handshake, outbound: _Outbound | None) -> str:
+        """Why a peer's handshake is refused for its version, cluster or node id ("": none)."""
         if hello.wire_version != WIRE_FORMAT_VERSION:
             return (f"node {hello.node_id} speaks wire format {hello.wire_version}, this node "
                     f"speaks {WIRE_FORMAT_VERSION}; run the same quorumkv version everywhere")
@@ -398,5 +496,7 @@ class PeerTransport:
             connection.close()
         for task in list(self._tasks):
             task.cancel()
+        for handle in self._settle_handles.values():
+            handle.cancel()
         if self._server is not None:
             await self._server.wait_closed()

@@ -13,6 +13,12 @@ unanswered commands or more than `client_write_buffer_bytes_max` of unread repli
 when they drain. Connections beyond `client_connections_max` are answered
 `-ERR max number of clients reached` and closed, as Redis does.
 
+Settings a client may change at runtime (CONFIG SET, server/config_command.py) live on the
+`ClientServer`: `maxclients`, `idle_timeout_s` (Redis's `timeout`) and `tcp_keepalive_s`. A cron
+every `limits.stats_sample_interval_ms` closes connections idle for longer than the timeout
+(none waiting for a reply) and samples the statistics (server/stats.py), which every connection
+feeds: bytes in and out, commands, replies.
+
 Bad input: a protocol error is answered `-ERR Protocol error: ...` after the replies already
 owed, then the connection is closed (Redis does the same); nothing a client sends can stop the
 node.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
@@ -29,9 +36,10 @@ from typing import TYPE_CHECKING, Any, cast
 from quorumkv import limits
 from quorumkv.cluster.routing import PLAIN
 from quorumkv.codec.resp import RespParser, RespProtocolError, encode_reply
-from quorumkv.kv.reply import Reply
+from quorumkv.kv.reply import ErrorReply, Reply
 from quorumkv.server import commands
 from quorumkv.server.config import Address
+from quorumkv.server.stats import ServerStats
 
 if TYPE_CHECKING:
     from quorumkv.server.node import ServerNode
@@ -44,12 +52,15 @@ MAX_CLIENTS_REACHED = b"-ERR max number of clients reached\r\n"
 class ReplySlot:
     """The place of one command's reply in its connection's output order."""
 
-    __slots__ = ("data", "protocol")
+    __slots__ = ("data", "protocol", "command", "started_ns")
 
-    def __init__(self, protocol: int) -> None:
-        """`protocol` 0: not yet known (the reply uses the connection's current one)."""
+    def __init__(self, protocol: int, command: bytes = b"", started_ns: int = 0) -> None:
+        """`protocol` 0: not yet known (the reply uses the connection's current one);
+        `command`: the command's name as sent (b"": no command, a protocol error)."""
         self.data: bytes | None = None
         self.protocol = protocol
+        self.command = command
+        self.started_ns = started_ns
 
 
 class ClientConnection(asyncio.Protocol):
@@ -91,11 +102,16 @@ class ClientConnection(asyncio.Protocol):
         if not self.server.admit(self):
             stream.write(MAX_CLIENTS_REACHED)
             stream.close()
+            return
+        _set_keepalive(stream.get_extra_info("socket"), self.server.tcp_keepalive_s)
 
     def data_received(self, data: bytes) -> None:
         if self._close_after_flush or self.closed or not self.server.accepting:
             return
         self.last_active = time.monotonic()
+        stats = self.server.stats
+        stats.reads_processed += 1
+        stats.net_input_bytes += len(data)
         try:
             self.parser.feed(data)
             while not self._close_after_flush:
@@ -125,8 +141,10 @@ class ClientConnection(asyncio.Protocol):
 
     def _execute(self, argv: list[bytes]) -> None:
         self.commands_executed += 1
-        self.server.commands_total += 1
-        slot = ReplySlot(0)  # a reply given at once uses the protocol the command left:
+        stats = self.server.stats
+        stats.commands_processed += 1
+        # a reply given at once uses the protocol the command left:
+        slot = ReplySlot(0, argv[0] if argv else b"", stats.clock_ns())
         self._pending.append(slot)  # HELLO 3 answers in RESP3
         commands.execute(self, argv, slot)
         slot.protocol = self.protocol  # a later reply uses the protocol of its command's time
@@ -135,11 +153,15 @@ class ClientConnection(asyncio.Protocol):
         """Answer in a new slot (protocol errors: not tied to a parsed command)."""
         slot = ReplySlot(self.protocol)
         self._pending.append(slot)
+        if isinstance(reply, ErrorReply):
+            self.server.stats.error(reply)
         self.fill(slot, reply)
 
     def fill(self, slot: ReplySlot, reply: Reply) -> None:
         """Complete a command's reply; written once every earlier reply is complete."""
         slot.data = encode_reply(reply, self.protocol if slot.protocol == 0 else slot.protocol)
+        if slot.command:
+            self.server.stats.replied(slot.command, slot.started_ns, reply)
         pending = self._pending
         if pending[0] is not slot:
             return
@@ -157,6 +179,10 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if self._out and transport is not None and not transport.is_closing():
             transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
+            stats = self.server.stats
+            stats.writes_processed += 1
+            stats.net_output_bytes += self._out_bytes
+            self.last_active = time.monotonic()
         self._out.clear()
         self._out_bytes = 0
         if self._close_after_flush and not self._pending and transport is not None:
@@ -191,6 +217,21 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
 
+def _set_keepalive(sock: socket.socket | None, interval_s: int) -> None:
+    """TCP keepalive as Redis sets it (anetKeepAlive): the first probe after `interval_s` idle
+    seconds, then every third of it, the peer declared dead after 3 unanswered probes."""
+    if sock is None or interval_s <= 0:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's defaults apply
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval_s)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, interval_s // 3))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError as error:  # the connection may already be gone
+        log.debug("cannot set TCP keepalive: %s", error)
+
+
 def _format_peer(name: Any) -> str:
     if isinstance(name, tuple) and len(name) >= 2:
         host = f"[{name[0]}]" if ":" in str(name[0]) else str(name[0])
@@ -202,22 +243,36 @@ class ClientServer:
     """The listening socket and every client connection of one node."""
 
     def __init__(self, node: ServerNode) -> None:
-        self.node = node
+        self.node: ServerNode = node
         self.connections: dict[int, ClientConnection] = {}
         self.dirty: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._next_id = 1
-        self.accepted_total = 0
-        self.rejected_total = 0
-        self.commands_total = 0
+        self.stats = ServerStats(commands.is_command, lambda: node.host.expired_keys)
         self.accepting = True
-        self.settings: dict[bytes, bytes] = {}  # CONFIG SET values (commands.py)
+        # Settings CONFIG SET changes at runtime (server/config_command.py).
+        self.maxclients: int = node.config.client_connections_max
+        self.idle_timeout_s: int = 0  # Redis's `timeout`: 0 never closes an idle client
+        self.tcp_keepalive_s: int = limits.client_tcp_keepalive_s
+        self._cron_handle: asyncio.TimerHandle | None = None
 
     async def start(self, address: Address) -> None:
         """Listen for clients. Raises OSError if the address is taken."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._new_connection, address.host,
                                                 address.port, reuse_address=True, backlog=4096)
+        self._cron_handle = loop.call_later(limits.stats_sample_interval_ms / 1000, self._cron)
+
+    def _cron(self) -> None:
+        """Sample the statistics; close connections idle for longer than the timeout."""
+        self.stats.sample()
+        if self.idle_timeout_s > 0:
+            idle_since = time.monotonic() - self.idle_timeout_s
+            for connection in list(self.connections.values()):
+                if connection.last_active < idle_since and not connection.pending_replies():
+                    connection.close()
+        self._cron_handle = asyncio.get_running_loop().call_later(
+            limits.stats_sample_interval_ms / 1000, self._cron)
 
     def _new_connection(self) -> ClientConnection:
         connection = ClientConnection(self, self._next_id)
@@ -225,11 +280,11 @@ class ClientServer:
         return connection
 
     def admit(self, connection: ClientConnection) -> bool:
-        if len(self.connections) >= self.node.config.client_connections_max:
-            self.rejected_total += 1
+        if len(self.connections) >= self.maxclients:
+            self.stats.rejected_connections += 1
             return False
         self.connections[connection.id] = connection
-        self.accepted_total += 1
+        self.stats.connections_received += 1
         return True
 
     def forget(self, connection: ClientConnection) -> None:
@@ -249,6 +304,8 @@ class ClientServer:
         self.accepting = False
         if self._server is not None:
             self._server.close()
+        if self._cron_handle is not None:
+            self._cron_handle.cancel()
         for connection in self.connections.values():
             if connection.transport is not None and not connection.transport.is_closing():
                 connection.transport.pause_reading()

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from quorumkv.cluster.fan_out import gather
-from quorumkv.cluster.redis_cluster import SlotRead, cluster_command
+from quorumkv.cluster.redis_cluster import SlotRead, cluster_command, cluster_info
 from quorumkv.cluster.routing import (
     CLUSTER_DOWN,
     Answer,
@@ -123,7 +123,8 @@ def run_cluster_command(connection: ClientConnection, args: tuple[bytes, ...],
     node = connection.server.node
     view = node.cluster.view
     if view is None:
-        connection.fill(slot, CLUSTER_DOWN)
+        asks_info = len(args) == 1 and args[0].upper() == b"INFO"  # Redis always answers it
+        connection.fill(slot, cluster_info(None) if asks_info else CLUSTER_DOWN)
         return
     answer = cluster_command(view, args, int(time.time() * 1000))
     if isinstance(answer, SlotRead):

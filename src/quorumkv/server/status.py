@@ -3,7 +3,8 @@
 Theory of operation. One node's `INFO quorumkv` lists the cluster metadata it knows (one
 `cluster_shard_N` line per shard: slots, replicas, preferred leader, epoch, observed leader)
 and its peers' client addresses; every node's `INFO quorumkv` lists its own replicas (role,
-leader, term, commit, applied). `read_cluster` asks the first node, then every member it
+leader, term, commit, applied), and its `INFO server` its process id (which process on the
+machine is which node, e.g. under `quorumkv up`). `read_cluster` asks the first node, then every member it
 names, and `render` lays the answers out as two tables: nodes, and shards with each replica's
 term and applied index. A node that does not answer is shown as unreachable; nothing here
 changes the cluster.
@@ -65,8 +66,10 @@ def parse_info(text: str) -> dict[str, str]:
 
 
 def info_fields(host: str, port: int) -> dict[str, str]:
-    """INFO quorumkv of one node, field -> value. Raises OSError if it does not answer."""
-    return parse_info(_request(host, port, b"INFO", b"quorumkv").decode(errors="replace"))
+    """INFO server and quorumkv of one node, field -> value. Raises OSError if it does not
+    answer."""
+    reply = _request(host, port, b"INFO", b"server", b"quorumkv")
+    return parse_info(reply.decode(errors="replace"))
 
 
 def _items(value: str) -> dict[str, str]:
@@ -126,12 +129,13 @@ def read_cluster(address: str) -> ClusterReport:
 def render(report: ClusterReport, console: Console) -> None:
     """Two tables: the nodes, and the shards with each replica's term and applied index."""
     nodes = Table(title=f"cluster {report.cluster_id!r}, metadata epoch {report.epoch}")
-    for column in ("node", "client address", "state", "replicas", "leads"):
+    for column in ("node", "client address", "pid", "state", "replicas", "leads"):
         nodes.add_column(column)
     for node_id, node in sorted(report.nodes.items()):
         hosted = [s for s in report.shards if node.replica(s)]
         leads = [s for s in hosted if node.replica(s).get("role") == "leader"]
-        nodes.add_row(str(node_id), node.address, "up" if node.reachable else "unreachable",
+        nodes.add_row(str(node_id), node.address, node.fields.get("process_id", "?"),
+                      "up" if node.reachable else "unreachable",
                       str(len(hosted)) if node.reachable else "?",
                       " ".join(map(str, sorted(leads))) if node.reachable else "?")
     console.print(nodes)
