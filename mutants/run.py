@@ -219,9 +219,11 @@ def simulate(outcome: Outcome, processes: Processes, start: int, budget: int) ->
                                f"{start}:{start + budget}", "--jobs", "1"])
     assert process.stdout is not None
     last = ""
+    finished = False  # the sweep's closing line was seen (other lines may follow it)
     for line in process.stdout:
         line = line.rstrip("\n")
         last = line or last
+        finished = finished or line == f"seeds={budget} failures=0"
         failed = FAILED_LINE.match(line)
         if failed:
             outcome.caught_seed = int(failed.group(1))
@@ -233,7 +235,7 @@ def simulate(outcome: Outcome, processes: Processes, start: int, budget: int) ->
     if outcome.caught_seed is not None:
         outcome.verdict = all_checks(processes, outcome.caught_seed, outcome.verdict)
         return
-    if status == 0 and last == f"seeds={budget} failures=0":
+    if status == 0 and finished:
         outcome.seeds_run = budget
         return
     outcome.error = True
