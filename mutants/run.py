@@ -20,6 +20,7 @@ every mutant was caught within its budget.
     python mutants/run.py --only 002 014     mutants whose name starts with these prefixes
     python mutants/run.py --budget 50        cap every budget (a quick look, not the verdict)
     python mutants/run.py --parallel 2       two mutants at a time (each simulator --jobs 1)
+    python mutants/run.py --tree ../sim      mutate another checkout's src/ (its own branch)
     python mutants/run.py --check            only: every patch applies to the tree, and the
                                              patches and the manifest list the same mutants
 """
@@ -169,10 +170,14 @@ def check_applies(mutants: list[Mutant]) -> list[str]:
     return stale
 
 
+TREE = [ROOT]
+"""The checkout whose src/ is mutated: this one, unless --tree names another."""
+
+
 def copy_source(scratch: Path) -> Path:
     """A copy of the checkout's src/ under `scratch`; returns the directory holding src/."""
     copy = scratch / "checkout"
-    shutil.copytree(ROOT / "src", copy / "src",
+    shutil.copytree(TREE[0] / "src", copy / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return copy
 
@@ -308,6 +313,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                              "exit status then judges against the cap)")
     parser.add_argument("--parallel", type=int, default=1,
                         help="mutants run at the same time (default 1)")
+    parser.add_argument("--tree", type=Path, default=ROOT,
+                        help="mutate the src/ of this checkout instead (e.g. another worktree)")
     parser.add_argument("--check", action="store_true",
                         help="only check that every patch applies and matches the manifest")
     return parser.parse_args(argv)
@@ -315,6 +322,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    TREE[0] = args.tree.resolve()
     try:
         mutants = load_mutants()
     except MutantError as error:
