@@ -137,7 +137,12 @@ class Host:
         self._sender = SnapshotSender(store, node_id, self.config.snapshot_chunk_bytes_max)
         self._receiver = SnapshotReceiver(store, node_id)
         self._next_read_context = 1
-        self._read_context_prefix = node_id.to_bytes(8, "big") + clock_ms().to_bytes(8, "big")
+        # Read contexts must differ across this node's lives: a leader tells forwarded reads
+        # apart by context alone, and an answer meant for a request of a previous life must
+        # not complete one of this life. A random incarnation (from the node's Random, so the
+        # simulator replays it) does not depend on the wall clock, which may step back.
+        self._read_context_prefix = (node_id.to_bytes(8, "big")
+                                     + rng.getrandbits(64).to_bytes(8, "big"))
         self._ticks = 0
         self._stall: _Stall | None = None
         self._completions: list[tuple[Done, object]] = []
