@@ -97,6 +97,7 @@ class HostConfig:
     check_quorum: bool = True
     read_only: str = "safe"
     log_compaction_entries_min: int = limits.log_compaction_entries_min
+    append_entries_max: int = limits.append_entries_max
     snapshot_chunk_bytes_max: int = limits.snapshot_chunk_bytes_max
     snapshot_transfer_timeout_ticks: int = limits.snapshot_transfer_timeout_ticks
     read_timeout_ticks: int = limits.read_timeout_ticks
@@ -182,7 +183,8 @@ class Host:
             election_timeout_ticks=self.config.election_timeout_ticks,
             heartbeat_interval_ticks=self.config.heartbeat_interval_ticks,
             applied=applied.index, pre_vote=self.config.pre_vote,
-            check_quorum=self.config.check_quorum, read_only=self.config.read_only)
+            check_quorum=self.config.check_quorum, read_only=self.config.read_only,
+            append_entries_max=self.config.append_entries_max)
         node = Node(config, self.store.log(shard_id), self._rng)
         self._replicas[shard_id] = Replica(shard_id, node, applied, state_machine_for(shard_id))
 

@@ -92,6 +92,7 @@ class Network:
         self.reorder = reorder
         self.loss_rate = loss_rate
         self.duplicate_rate = duplicate_rate
+        self._partitions: dict[str, frozenset[tuple[int, int]]] = {}
         self._blocked: frozenset[tuple[int, int]] = frozenset()
         self._last_arrival: dict[tuple[int, int], int] = {}
         self._sent = 0
@@ -99,12 +100,24 @@ class Network:
 
     # ---- faults -----------------------------------------------------------------------------
 
-    def partition(self, blocked: Iterable[tuple[int, int]]) -> None:
-        """Block these directed links (source, target) until `heal`."""
-        self._blocked = frozenset(blocked)
+    def partition(self, blocked: Iterable[tuple[int, int]], name: str = "partition") -> None:
+        """Block these directed links (source, target) until `heal`. Partitions of different
+        names hold at once (the blocked links are their union): a directed nemesis (Figure 8,
+        a rejoining replica, a cut-off paused leader) does not undo a random partition, and
+        replacing or healing one name leaves the others alone."""
+        self._partitions[name] = frozenset(blocked)
+        self._blocked = frozenset().union(*self._partitions.values())
 
-    def heal(self) -> None:
-        self._blocked = frozenset()
+    def heal(self, name: str | None = None) -> None:
+        """Heal the partition of this name, or every partition."""
+        if name is None:
+            self._partitions.clear()
+        else:
+            self._partitions.pop(name, None)
+        self._blocked = frozenset().union(*self._partitions.values())
+
+    def is_partitioned(self, name: str) -> bool:
+        return bool(self._partitions.get(name))
 
     def is_blocked(self, source: int, target: int) -> bool:
         return (source, target) in self._blocked

@@ -1,0 +1,274 @@
+"""Directed faults: the fault sequences that reach the states where single Raft rules matter.
+
+Random partitions and crashes reach some histories only by luck. These faults aim at them,
+each drawn per seed (sim/options.py) and struck during the fault phase like the others:
+
+- `joint`: membership changes of several replicas at once (replace two voters, promote two
+  learners, demote one voter while promoting another, add two voters, remove two), so the
+  group passes through a joint configuration (thesis §4.3) and leaves it, automatically or
+  by an explicit leave-joint the fault proposes later.
+- `figure8`: the partition sequence of the Raft paper's Figure 8. The leader L is cut off
+  with a minority, where clients keep sending it writes (entries of its term that reach only
+  the minority); as soon as the majority elects M, M is cut off alone (its own entries stay
+  with it) and L's side rejoins the rest; as soon as someone else (often L) is elected,
+  after a drawn short delay that one is cut off alone and M rejoins. A leader that commits an
+  entry of an earlier term by counting replicas lets M overwrite a committed entry: state
+  machine safety and linearizability see it. With `append_entries_max` drawn small, the new
+  leader's appends carry old entries without its own, which is when counting goes wrong.
+- `rejoin`: a follower is cut off for two to five election timeouts (without pre-vote its
+  term climbs), then rejoins; half the time the leader is made deaf at that moment (it still
+  sends, hears nothing), so a replica that ignores leader stickiness lets the rejoining one
+  win while the deaf leader still believes in its lease.
+- `ready-crash`: see simulator.MidReadyCrash; armed here, sprung inside a Ready cycle.
+
+Each cut is a named partition (sim/network.py), so directed and random partitions overlap
+without undoing each other; every cut heals by itself, and the liveness phase heals all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from quorumkv.raft.confchange import (
+    ConfChange,
+    ConfChangeSingle,
+    ConfChangeTransition,
+    ConfChangeType,
+    is_simple,
+)
+from quorumkv.sim import faults
+
+if TYPE_CHECKING:
+    from quorumkv.sim.simulator import SimNode, Simulation
+
+_SINGLE_TYPES = {"add-voter": ConfChangeType.ADD_VOTER, "add-learner": ConfChangeType.ADD_LEARNER,
+                 "promote": ConfChangeType.PROMOTE_LEARNER, "demote": ConfChangeType.ADD_LEARNER,
+                 "remove": ConfChangeType.REMOVE}
+_TRANSITIONS = {"auto": ConfChangeTransition.AUTO,
+                "implicit": ConfChangeTransition.JOINT_IMPLICIT,
+                "explicit": ConfChangeTransition.JOINT_EXPLICIT}
+
+
+@dataclass(slots=True)
+class _Figure8:
+    """One Figure-8 sequence in progress on a shard."""
+
+    shard_id: int
+    first: int  # the leader cut off with a minority
+    first_term: int
+    minority: frozenset[int]
+    stage: str = "await-second"  # then await-third, then done
+    second: int = 0
+    number: int = 0
+
+
+@dataclass(slots=True)
+class DirectedFaults:
+    """The directed faults of one run; `features` names what the run reached."""
+
+    simulation: Simulation
+    features: set[str] = field(default_factory=set)
+    _figure8: _Figure8 | None = None
+    _figure8_count: int = 0
+    _cut_tokens: dict[str, int] = field(default_factory=dict)
+
+    # ---- named cuts ----------------------------------------------------------------------
+
+    def cut(self, name: str, links: set[tuple[int, int]], duration_us: int) -> None:
+        """Block `links` under `name` (replacing that name's cut) for `duration_us`."""
+        simulation = self.simulation
+        token = self._cut_tokens.get(name, 0) + 1
+        self._cut_tokens[name] = token
+        simulation.network.partition(links, name)
+        simulation.queue.push(simulation.queue.now_us + duration_us, "heal-cut", (name, token))
+
+    def on_heal_cut(self, name: str, token: int) -> None:
+        if self._cut_tokens.get(name) == token and self.simulation.network.is_partitioned(name):
+            self.simulation.network.heal(name)
+            self.simulation.trace.record(self.simulation.queue.now_us, f"heal {name}")
+
+    def isolate_links(self, node_id: int) -> set[tuple[int, int]]:
+        others = [n for n in self.simulation.nodes if n != node_id]
+        return {(node_id, n) for n in others} | {(n, node_id) for n in others}
+
+    def deaf_links(self, node_id: int) -> set[tuple[int, int]]:
+        """Every link into `node_id`: it still sends, it hears nothing."""
+        return {(n, node_id) for n in self.simulation.nodes if n != node_id}
+
+    def election_timeout_us(self) -> int:
+        options = self.simulation.options
+        return options.election_timeout_ticks * options.tick_us
+
+    def heal_all(self) -> None:
+        """The liveness phase: every directed sequence stops."""
+        self._figure8 = None
+        self._cut_tokens.clear()
+
+    # ---- joint consensus -----------------------------------------------------------------
+
+    def joint(self) -> None:
+        simulation = self.simulation
+        rng = simulation.fault_rng
+        shard_id = rng.choice(simulation.shard_ids)
+        leader = simulation.leader_node(shard_id)
+        if leader is None or leader.host is None:
+            return
+        conf = simulation.conf_state(leader, shard_id)
+        if conf.voters_outgoing:
+            if not conf.auto_leave:
+                self._propose(leader, shard_id, ConfChange.leave_joint(), "leave-joint")
+            return
+        choice = faults.choose_joint_change(
+            rng, sorted(conf.voters), sorted(conf.learners), simulation.join_candidates(shard_id))
+        if choice is None:
+            return
+        for action, node_id in choice.singles:
+            if action in ("add-voter", "add-learner"):
+                simulation.members_ever[shard_id].add(node_id)
+                if not simulation.prepare_replica(node_id, shard_id):
+                    return
+        change = ConfChange(tuple(ConfChangeSingle(_SINGLE_TYPES[action], node_id)
+                                  for action, node_id in choice.singles),
+                            _TRANSITIONS[choice.transition])
+        shape = choice.shape if is_simple(conf, change) else f"{choice.shape} (joint)"
+        self._propose(leader, shard_id, change, shape, enters_joint=not is_simple(conf, change))
+
+    def _propose(self, leader: SimNode, shard_id: int, change: ConfChange, shape: str,
+                 enters_joint: bool = False) -> None:
+        simulation = self.simulation
+        simulation.count_fault("joint", f"shard {shard_id} {shape}: {change} "
+                               f"via node {leader.node_id}")
+
+        def done(result: object) -> None:
+            applied = not isinstance(result, BaseException)
+            simulation.membership_done(shard_id, str(change), result)
+            if applied and enters_joint:
+                self.features.add("joint-consensus")
+            if applied and change.is_leave_joint():
+                self.features.add("joint-left-explicitly")
+
+        assert leader.host is not None
+        leader.host.propose_conf_change(shard_id, change, done)
+        simulation.wake(leader)
+
+    # ---- Figure 8 ------------------------------------------------------------------------
+
+    def figure8(self) -> None:
+        simulation = self.simulation
+        if self._figure8 is not None:
+            return
+        rng = simulation.fault_rng
+        shard_id = rng.choice(simulation.shard_ids)
+        leader = simulation.leader_node(shard_id)
+        if leader is None or leader.host is None:
+            return
+        voters = sorted(simulation.conf_state(leader, shard_id).voters)
+        others = [v for v in voters if v != leader.node_id]
+        companions = rng.sample(others, max(0, (len(voters) - 1) // 2 - 1)) if others else []
+        minority = frozenset([leader.node_id, *companions])
+        self._figure8_count += 1
+        term = leader.host.replica(shard_id).node.term
+        self._figure8 = _Figure8(shard_id, leader.node_id, term, minority,
+                                 number=self._figure8_count)
+        rest = [n for n in simulation.nodes if n not in minority]
+        links = {(a, b) for a in minority for b in rest} | {(b, a) for a in minority for b in rest}
+        simulation.count_fault("figure8", f"shard {shard_id}: leader {leader.node_id} (term "
+                               f"{term}) cut off with {sorted(companions)}")
+        self.cut("figure8", links, 8 * self.election_timeout_us())
+
+    def on_leader(self, node_id: int, shard_id: int, term: int) -> None:
+        """A replica became leader: the next stage of a Figure-8 sequence may begin now."""
+        sequence = self._figure8
+        simulation = self.simulation
+        if sequence is None or sequence.shard_id != shard_id or simulation.phase != "faults":
+            return
+        if sequence.stage == "await-second" and node_id not in sequence.minority \
+                and term > sequence.first_term:
+            sequence.stage, sequence.second = "await-third", node_id
+            simulation.count_fault("figure8", f"shard {shard_id}: new leader {node_id} "
+                                   f"(term {term}) cut off alone")
+            self.cut("figure8", self.isolate_links(node_id), 8 * self.election_timeout_us())
+        elif sequence.stage == "await-third" and node_id != sequence.second:
+            sequence.stage = "done"
+            delay = simulation.fault_rng.randint(0, 2 * simulation.options.tick_us)
+            simulation.queue.push(simulation.queue.now_us + delay, "figure8-cut",
+                                  (sequence.number, node_id))
+
+    def on_figure8_cut(self, number: int, node_id: int) -> None:
+        sequence = self._figure8
+        simulation = self.simulation
+        if sequence is None or sequence.number != number or simulation.phase != "faults":
+            return
+        self._figure8 = None
+        self.features.add("figure8")
+        simulation.count_fault("figure8", f"shard {sequence.shard_id}: third leader {node_id} "
+                               f"cut off alone, {sequence.second} rejoins")
+        duration = simulation.fault_rng.randint(2, 6) * self.election_timeout_us()
+        self.cut("figure8", self.isolate_links(node_id), duration)
+
+    # ---- disruptive rejoin ---------------------------------------------------------------
+
+    def rejoin(self) -> None:
+        simulation = self.simulation
+        if self.simulation.network.is_partitioned("rejoin"):
+            return
+        rng = simulation.fault_rng
+        shard_id = rng.choice(simulation.shard_ids)
+        leader = simulation.leader_node(shard_id)
+        if leader is None:
+            return
+        voters = sorted(simulation.conf_state(leader, shard_id).voters)
+        followers = [v for v in voters if v != leader.node_id and v in simulation.up()]
+        if not followers:
+            return
+        follower = rng.choice(followers)
+        duration = rng.randint(2, 5) * self.election_timeout_us()
+        simulation.count_fault("rejoin", f"shard {shard_id}: follower {follower} cut off "
+                               f"for {duration}us")
+        self.cut("rejoin", self.isolate_links(follower), duration)
+        simulation.queue.push(simulation.queue.now_us + duration, "rejoin",
+                              (shard_id, follower, self._cut_tokens["rejoin"]))
+
+    def on_rejoin(self, shard_id: int, follower: int, token: int) -> None:
+        simulation = self.simulation
+        if self._cut_tokens.get("rejoin") != token or simulation.phase != "faults":
+            return
+        node = simulation.nodes[follower]
+        leader = simulation.leader_node(shard_id)
+        term = node.host.replica(shard_id).node.term if node.host is not None \
+            and shard_id in node.host.shard_ids() else 0
+        leader_term = leader.host.replica(shard_id).node.term \
+            if leader is not None and leader.host is not None else 0
+        self.features.add("disruptive-rejoin")
+        words = f"follower {follower} (term {term}) rejoins"
+        if leader is not None and simulation.fault_rng.random() < 0.5:
+            words += f"; leader {leader.node_id} (term {leader_term}) made deaf"
+            self.cut("rejoin-deaf", self.deaf_links(leader.node_id),
+                     simulation.fault_rng.randint(1, 3) * self.election_timeout_us())
+        simulation.count_fault("rejoin", f"shard {shard_id}: {words}")
+
+    # ---- leases: pauses and transfers that cut the old leader off --------------------------
+
+    def after_pause(self, node_id: int, duration_us: int, was_leader: bool) -> None:
+        simulation = self.simulation
+        if was_leader and simulation.options.read_only == "lease":
+            self.features.add("lease-pause")
+        rate = simulation.options.pause_cut_rate
+        if rate and simulation.fault_rng.random() < rate:
+            extra = simulation.fault_rng.randint(0, 2 * self.election_timeout_us())
+            simulation.trace.record(simulation.queue.now_us, f"cut node {node_id} for the "
+                                    f"pause and {extra}us")
+            self.cut(f"pause-cut-{node_id}", self.isolate_links(node_id), duration_us + extra)
+
+    def after_transfer(self, old_leader: int) -> None:
+        simulation = self.simulation
+        self.features.add("transfer")
+        rate = simulation.options.transfer_cut_rate
+        if rate and simulation.fault_rng.random() < rate:
+            if simulation.options.read_only == "lease":
+                self.features.add("lease-transfer-deaf")
+            duration = simulation.fault_rng.randint(1, 3) * self.election_timeout_us()
+            simulation.trace.record(simulation.queue.now_us, f"old leader {old_leader} made "
+                                    f"deaf for {duration}us")
+            self.cut(f"transfer-deaf-{old_leader}", self.deaf_links(old_leader), duration)
