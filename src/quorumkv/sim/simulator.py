@@ -14,7 +14,14 @@ The world around the production code:
   is how group commit happens in the real server;
 - messages cross sim/network.py; clients are sim/workload.py;
 - faults (sim/faults.py) strike during the fault phase: partitions, crashes (the store keeps
-  what a crash keeps; the node restarts later from it), membership changes, leader transfers.
+  what a crash keeps; the node restarts later from it), membership changes, leader transfers,
+  full disks, pauses; directed faults (sim/directed.py) aim at the histories single Raft rules
+  guard: joint consensus, Figure 8, disruptive rejoins, cut-off paused or transferring leaders;
+- a crash may land inside a Ready cycle, after some of its messages left and before its
+  writes were synced (MidReadyCrash), so persist-before-send is observable.
+
+A run is bounded in simulated time, in events handled and in wall time; past the last two it
+fails as a livelock (with its seed) rather than stall a sweep.
 
 Then the liveness phase heals everything (network whole, loss and duplication off, crashed
 nodes restarted) and requires, within `liveness_ticks_max`, a leader of every shard and a client
