@@ -156,8 +156,8 @@ class DirectedFaults:
 
     def figure8(self) -> None:
         simulation = self.simulation
-        if self._figure8 is not None:
-            return
+        if self._figure8 is not None and simulation.network.is_partitioned("figure8"):
+            return  # a sequence is under way (one whose cut healed unfinished is dropped)
         rng = simulation.fault_rng
         shard_id = rng.choice(simulation.shard_ids)
         leader = simulation.leader_node(shard_id)
