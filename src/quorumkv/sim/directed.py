@@ -6,12 +6,18 @@ each drawn per seed (sim/options.py) and struck during the fault phase like the 
 - `joint`: membership changes of several replicas at once (replace two voters, promote two
   learners, demote one voter while promoting another, add two voters, remove two), so the
   group passes through a joint configuration (thesis §4.3) and leaves it, automatically or
-  by an explicit leave-joint the fault proposes later.
+  by an explicit leave-joint the fault proposes later. Half the time, the moment the leader
+  applies the entry that enters it, the leader is cut off from the outgoing-only voters for
+  a few ticks, then cut off alone while they rejoin: they may still count the old voters
+  alone, so entries committed meanwhile must have had both halves.
 - `figure8`: the partition sequence of the Raft paper's Figure 8. The leader L is cut off
   with a minority, where clients keep sending it writes (entries of its term that reach only
   the minority); as soon as the majority elects M, M is cut off alone (its own entries stay
-  with it) and L's side rejoins the rest; as soon as someone else (often L) is elected,
-  after a drawn short delay that one is cut off alone and M rejoins. A leader that commits an
+  with it) and L's side rejoins the rest; once someone else (L or its companion: their logs
+  are the longest) is elected, its entries of its own term are lost for a few network delays
+  (its appends arrive cut short before the first of them, as if sent in smaller messages
+  whose later ones were lost: old entries pass, Figure 8 (c)), then it is cut off alone and
+  M rejoins. A leader that commits an
   entry of an earlier term by counting replicas lets M overwrite a committed entry: state
   machine safety and linearizability see it. With `append_entries_max` drawn small, the new
   leader's appends carry old entries without its own, which is when counting goes wrong.
@@ -27,9 +33,12 @@ without undoing each other; every cut heals by itself, and the liveness phase he
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from quorumkv.codec.peer import PeerMessage
 from quorumkv.raft.confchange import (
     ConfChange,
     ConfChangeSingle,
@@ -37,6 +46,7 @@ from quorumkv.raft.confchange import (
     ConfChangeType,
     is_simple,
 )
+from quorumkv.raft.types import Message, MessageType
 from quorumkv.sim import faults
 
 if TYPE_CHECKING:
@@ -50,6 +60,10 @@ _TRANSITIONS = {"auto": ConfChangeTransition.AUTO,
                 "explicit": ConfChangeTransition.JOINT_EXPLICIT}
 
 
+def _ignore(result: object) -> None:
+    """The reply to a write the Figure-8 fault made (no client waits for it)."""
+
+
 @dataclass(slots=True)
 class _Figure8:
     """One Figure-8 sequence in progress on a shard."""
@@ -58,9 +72,11 @@ class _Figure8:
     first: int  # the leader cut off with a minority
     first_term: int
     minority: frozenset[int]
-    stage: str = "await-second"  # then await-third, then done
+    stage: str = "await-second"  # then await-third, then await-cut, then done
     second: int = 0
     number: int = 0
+    third: int = 0
+    third_term: int = 0
 
 
 @dataclass(slots=True)
@@ -104,6 +120,7 @@ class DirectedFaults:
         """The liveness phase: every directed sequence stops."""
         self._figure8 = None
         self._cut_tokens.clear()
+        self.simulation.network.rewrite = None
 
     # ---- joint consensus -----------------------------------------------------------------
 
@@ -145,12 +162,46 @@ class DirectedFaults:
             simulation.membership_done(shard_id, str(change), result)
             if applied and enters_joint:
                 self.features.add("joint-consensus")
+                self._maybe_split_joint(leader, shard_id)
             if applied and change.is_leave_joint():
                 self.features.add("joint-left-explicitly")
 
         assert leader.host is not None
         leader.host.propose_conf_change(shard_id, change, done)
         simulation.wake(leader)
+
+    def _maybe_split_joint(self, leader: SimNode, shard_id: int) -> None:
+        """The leader just applied the entry entering a joint configuration: half the time,
+        cut it off from the voters that only the outgoing half has (they may not know yet
+        that the joint configuration holds, so they still count the old voters alone), let
+        it go on for a few ticks (entries it commits now need both halves), then cut it off
+        and let those voters rejoin. A leader that commits with the incoming majority only
+        lets them elect one of themselves without those entries."""
+        simulation = self.simulation
+        if simulation.phase != "faults" or leader.host is None \
+                or simulation.fault_rng.random() < 0.5:
+            return
+        conf = simulation.conf_state(leader, shard_id)
+        leaving = sorted(set(conf.voters_outgoing) - set(conf.voters) - {leader.node_id})
+        if not leaving:
+            return
+        links = {(leader.node_id, n) for n in leaving} | {(n, leader.node_id) for n in leaving}
+        span = simulation.fault_rng.randint(1, 5) * simulation.options.tick_us
+        simulation.count_fault("joint", f"shard {shard_id}: leader {leader.node_id} cut off "
+                               f"from outgoing voters {leaving} for {span}us")
+        self.cut("joint-split", links, span)
+        simulation.queue.push(simulation.queue.now_us + span, "joint-split",
+                              (leader.node_id, self._cut_tokens["joint-split"]))
+
+    def on_joint_split(self, leader: int, token: int) -> None:
+        """The second step: the leader is cut off alone, the outgoing voters rejoin."""
+        simulation = self.simulation
+        if self._cut_tokens.get("joint-split") != token or simulation.phase != "faults":
+            return
+        self.features.add("joint-split")
+        duration = simulation.fault_rng.randint(2, 4) * self.election_timeout_us()
+        simulation.count_fault("joint", f"leader {leader} cut off alone for {duration}us")
+        self.cut("joint-split", self.isolate_links(leader), duration)
 
     # ---- Figure 8 ------------------------------------------------------------------------
 
@@ -173,9 +224,18 @@ class DirectedFaults:
                                  number=self._figure8_count)
         rest = [n for n in simulation.nodes if n not in minority]
         links = {(a, b) for a in minority for b in rest} | {(b, a) for a in minority for b in rest}
+        writes = rng.randint(2, 6)
         simulation.count_fault("figure8", f"shard {shard_id}: leader {leader.node_id} (term "
-                               f"{term}) cut off with {sorted(companions)}")
+                               f"{term}) cut off with {sorted(companions)}, given {writes} "
+                               "writes")
         self.cut("figure8", links, 8 * self.election_timeout_us())
+        # Entries of its term that only the minority will hold (Figure 8 (a)): writes of
+        # keys outside the workload's (not in the checked history), as a client cut off
+        # with it would send.
+        for number in range(writes):
+            key = f"figure8-{self._figure8_count}-{number}".encode()
+            leader.host.submit(shard_id, b"SET", (key, b"stale"), _ignore)
+        simulation.wake(leader)
 
     def on_leader(self, node_id: int, shard_id: int, term: int) -> None:
         """A replica became leader: the next stage of a Figure-8 sequence may begin now."""
@@ -190,17 +250,36 @@ class DirectedFaults:
                                    f"(term {term}) cut off alone")
             self.cut("figure8", self.isolate_links(node_id), 8 * self.election_timeout_us())
         elif sequence.stage == "await-third" and node_id != sequence.second:
-            sequence.stage = "done"
-            delay = simulation.fault_rng.randint(0, 2 * simulation.options.tick_us)
-            simulation.queue.push(simulation.queue.now_us + delay, "figure8-cut",
+            # Its own entries are lost for a while, old ones pass: followers acknowledge
+            # entries of earlier terms only. Then it is cut off.
+            sequence.stage, sequence.third, sequence.third_term = "await-cut", node_id, term
+            simulation.network.rewrite = self._without_own_entries
+            span = simulation.fault_rng.randint(4, 8) * simulation.options.delay_max_us
+            simulation.queue.push(simulation.queue.now_us + span, "figure8-cut",
                                   (sequence.number, node_id))
+
+    def _without_own_entries(self, source: int, message: PeerMessage) -> PeerMessage:
+        """An append of the third leader, cut short before its first entry of its own term
+        (an append with fewer entries, or none: a probe, is one a leader may send)."""
+        sequence = self._figure8
+        if sequence is None or source != sequence.third or not isinstance(message, Message) \
+                or message.type != MessageType.APPEND or message.group_id != sequence.shard_id:
+            return message
+        kept = list(itertools.takewhile(lambda entry: entry.term != sequence.third_term,
+                                        message.entries))
+        if len(kept) == len(message.entries):
+            return message
+        return dataclasses.replace(message, entries=kept)
 
     def on_figure8_cut(self, number: int, node_id: int) -> None:
         sequence = self._figure8
         simulation = self.simulation
-        if sequence is None or sequence.number != number or simulation.phase != "faults":
+        if sequence is None or sequence.number != number or simulation.phase != "faults" \
+                or sequence.stage != "await-cut":
             return
+        sequence.stage = "done"
         self._figure8 = None
+        simulation.network.rewrite = None
         self.features.add("figure8")
         simulation.count_fault("figure8", f"shard {sequence.shard_id}: third leader {node_id} "
                                f"cut off alone, {sequence.second} rejoins")

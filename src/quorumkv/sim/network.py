@@ -93,6 +93,9 @@ class Network:
         self.loss_rate = loss_rate
         self.duplicate_rate = duplicate_rate
         self._partitions: dict[str, frozenset[tuple[int, int]]] = {}
+        # A directed fault may rewrite what a node sends: (source, message) -> the message
+        # that goes on the wire instead (sim/directed.py: Figure 8 truncates appends).
+        self.rewrite: Callable[[int, PeerMessage], PeerMessage] | None = None
         self._blocked: frozenset[tuple[int, int]] = frozenset()
         self._last_arrival: dict[tuple[int, int], int] = {}
         self._sent = 0
@@ -143,6 +146,12 @@ class Network:
             self.counts["blocked"] += 1
             self._trace.record(now_us, f"drop #{number} {source}->{target} partitioned {what}")
             return
+        if self.rewrite is not None:
+            rewritten = self.rewrite(source, message)
+            if rewritten is not message:
+                message = rewritten
+                what = describe_message(message)
+                self._trace.record(now_us, f"rewrite #{number} {source}->{target} to {what}")
         if self.loss_rate and self._rng.random() < self.loss_rate:
             self.counts["lost"] += 1
             self._trace.record(now_us, f"drop #{number} {source}->{target} lost {what}")

@@ -210,6 +210,7 @@ class Simulation:
             "submit": self._on_submit, "heal-cut": lambda p: self.directed.on_heal_cut(*p),
             "figure8-cut": lambda p: self.directed.on_figure8_cut(*p),
             "rejoin": lambda p: self.directed.on_rejoin(*p),
+            "joint-split": lambda p: self.directed.on_joint_split(*p),
         }
         self._fault_kinds: dict[str, tuple[Callable[[], None], int]] = {
             "partition": (self._fault_partition, options.partition_interval_us),
