@@ -21,10 +21,16 @@ each drawn per seed (sim/options.py) and struck during the fault phase like the 
   entry of an earlier term by counting replicas lets M overwrite a committed entry: state
   machine safety and linearizability see it. With `append_entries_max` drawn small, the new
   leader's appends carry old entries without its own, which is when counting goes wrong.
-- `rejoin`: a follower is cut off for two to five election timeouts (without pre-vote its
-  term climbs), then rejoins; half the time the leader is made deaf at that moment (it still
-  sends, hears nothing), so a replica that ignores leader stickiness lets the rejoining one
-  win while the deaf leader still believes in its lease.
+- `rejoin`: a follower is cut off for two to five election timeouts, from everyone (it
+  rejoins behind; without pre-vote its term climbs) or from the leader only (it can canvass
+  the other followers, which must ignore it while they hear the leader: stickiness). Should
+  it win while cut off, its old leader is made deaf at once and clients with stale routing
+  go to it: if the followers broke stickiness, that leader still trusts its lease and
+  answers reads the new leader's writes have made stale. At the rejoin, half the time the
+  leader is made deaf too.
+- leases: a paused leader may also be cut off for the pause and a while after, and a leader
+  asked to hand over may be made deaf; either way clients with stale routing (each with even
+  odds) then send to it, which is how a lease that outlives a pause or a transfer shows.
 - `ready-crash`: see simulator.MidReadyCrash; armed here, sprung inside a Ready cycle.
 
 Each cut is a named partition (sim/network.py), so directed and random partitions overlap
@@ -88,6 +94,7 @@ class DirectedFaults:
     _figure8: _Figure8 | None = None
     _figure8_count: int = 0
     _cut_tokens: dict[str, int] = field(default_factory=dict)
+    _rejoin: tuple[int, int, int] | None = None  # (shard, follower cut off, its leader)
 
     # ---- named cuts ----------------------------------------------------------------------
 
@@ -119,6 +126,7 @@ class DirectedFaults:
     def heal_all(self) -> None:
         """The liveness phase: every directed sequence stops."""
         self._figure8 = None
+        self._rejoin = None
         self._cut_tokens.clear()
         self.simulation.network.rewrite = None
 
@@ -238,7 +246,9 @@ class DirectedFaults:
         simulation.wake(leader)
 
     def on_leader(self, node_id: int, shard_id: int, term: int) -> None:
-        """A replica became leader: the next stage of a Figure-8 sequence may begin now."""
+        """A replica became leader: the next stage of a Figure-8 sequence may begin now, or
+        a rejoining follower won while its old leader still runs."""
+        self._on_rejoiner_won(node_id, shard_id)
         sequence = self._figure8
         simulation = self.simulation
         if sequence is None or sequence.shard_id != shard_id or simulation.phase != "faults":
@@ -303,16 +313,42 @@ class DirectedFaults:
             return
         follower = rng.choice(followers)
         duration = rng.randint(2, 5) * self.election_timeout_us()
-        simulation.count_fault("rejoin", f"shard {shard_id}: follower {follower} cut off "
-                               f"for {duration}us")
-        self.cut("rejoin", self.isolate_links(follower), duration)
+        # Cut off from everyone (it rejoins behind, its term perhaps high), or from the
+        # leader only: it stays up to date through nobody, but can canvass the followers,
+        # which must ignore it while they hear the leader (stickiness).
+        from_leader_only = rng.random() < 0.5
+        links = ({(follower, leader.node_id), (leader.node_id, follower)} if from_leader_only
+                 else self.isolate_links(follower))
+        simulation.count_fault("rejoin", f"shard {shard_id}: follower {follower} cut off from "
+                               f"{'the leader' if from_leader_only else 'all'} for {duration}us")
+        self.cut("rejoin", links, duration)
+        self._rejoin = (shard_id, follower, leader.node_id)
         simulation.queue.push(simulation.queue.now_us + duration, "rejoin",
                               (shard_id, follower, self._cut_tokens["rejoin"]))
+
+    def _on_rejoiner_won(self, node_id: int, shard_id: int) -> None:
+        """The cut-off follower was elected: its old leader is made deaf now (so nothing
+        tells it), and clients with stale routing go to it. If the followers had kept to
+        leader stickiness, the old leader had stepped down first; if not, it still trusts
+        its lease and answers reads the new leader's writes have made stale."""
+        rejoin = self._rejoin
+        simulation = self.simulation
+        if rejoin is None or rejoin[:2] != (shard_id, node_id) or simulation.phase != "faults":
+            return
+        old = rejoin[2]
+        self._rejoin = None
+        self.features.add("rejoiner-won")
+        simulation.trace.record(simulation.queue.now_us, f"rejoining node {node_id} won: "
+                                f"old leader {old} made deaf")
+        duration = simulation.fault_rng.randint(1, 3) * self.election_timeout_us()
+        self.cut(f"rejoin-deaf-{old}", self.deaf_links(old), duration)
+        self.route_later(old, shard_id, duration)
 
     def on_rejoin(self, shard_id: int, follower: int, token: int) -> None:
         simulation = self.simulation
         if self._cut_tokens.get("rejoin") != token or simulation.phase != "faults":
             return
+        self._rejoin = None
         node = simulation.nodes[follower]
         leader = simulation.leader_node(shard_id)
         term = node.host.replica(shard_id).node.term if node.host is not None \
@@ -329,9 +365,11 @@ class DirectedFaults:
 
     # ---- leases: pauses and transfers that cut the old leader off --------------------------
 
-    def after_pause(self, node_id: int, duration_us: int, was_leader: bool) -> None:
+    def after_pause(self, node_id: int, duration_us: int, led_shards: list[int]) -> None:
+        """A node was paused (leading `led_shards`): perhaps cut it off for the pause and a
+        while after; then, when it resumes, clients with stale routing come to it."""
         simulation = self.simulation
-        if was_leader and simulation.options.read_only == "lease":
+        if led_shards and simulation.options.read_only == "lease":
             self.features.add("lease-pause")
         rate = simulation.options.pause_cut_rate
         if rate and simulation.fault_rng.random() < rate:
@@ -339,8 +377,18 @@ class DirectedFaults:
             simulation.trace.record(simulation.queue.now_us, f"cut node {node_id} for the "
                                     f"pause and {extra}us")
             self.cut(f"pause-cut-{node_id}", self.isolate_links(node_id), duration_us + extra)
+            if led_shards:
+                # Its clients give up on it and find the new leader; when it resumes, clients
+                # with stale routing come back (what they sent meanwhile waits for it too).
+                if simulation.options.read_only == "lease":
+                    self.features.add("lease-pause-cut")
+                simulation.abandon_operations_on(node_id)
+                simulation.queue.push(simulation.queue.now_us + duration_us, "route-to",
+                                      (node_id, tuple(led_shards), False))
 
-    def after_transfer(self, old_leader: int) -> None:
+    def after_transfer(self, shard_id: int, old_leader: int) -> None:
+        """A leader was asked to hand over: perhaps make it deaf (it still sends, hears
+        nothing) and send clients with stale routing to it."""
         simulation = self.simulation
         self.features.add("transfer")
         rate = simulation.options.transfer_cut_rate
@@ -351,3 +399,30 @@ class DirectedFaults:
             simulation.trace.record(simulation.queue.now_us, f"old leader {old_leader} made "
                                     f"deaf for {duration}us")
             self.cut(f"transfer-deaf-{old_leader}", self.deaf_links(old_leader), duration)
+            self.route_later(old_leader, shard_id, duration)
+
+    def route_later(self, node_id: int, shard_id: int, within_us: int) -> None:
+        """Clients with stale routing come to `node_id` now and at two drawn moments within
+        `within_us` (each time, those stuck on it give up first)."""
+        simulation = self.simulation
+        self.route_to(node_id, (shard_id,), True)
+        for _ in range(2):
+            when = simulation.queue.now_us + simulation.fault_rng.randint(0, within_us)
+            simulation.queue.push(when, "route-to", (node_id, (shard_id,), True))
+
+    def route_to(self, node_id: int, shard_ids: tuple[int, ...], abandon: bool) -> None:
+        """Clients with stale routing: each, with even odds, now believes `node_id` leads
+        these shards (as a client that cached an old leader does) and sends there next;
+        with `abandon`, clients waiting on it give up first (a short client timeout)."""
+        simulation = self.simulation
+        if simulation.phase != "faults":
+            return
+        if abandon:
+            simulation.abandon_operations_on(node_id)
+        routed = [client for client in simulation.workload.clients
+                  if simulation.fault_rng.random() < 0.5]
+        for client in routed:
+            for shard_id in shard_ids:
+                client.leader_guess[shard_id] = node_id
+        simulation.trace.record(simulation.queue.now_us, f"clients {[c.client_id for c in routed]}"
+                                f" route shards {list(shard_ids)} to node {node_id}")

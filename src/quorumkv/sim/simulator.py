@@ -211,6 +211,7 @@ class Simulation:
             "figure8-cut": lambda p: self.directed.on_figure8_cut(*p),
             "rejoin": lambda p: self.directed.on_rejoin(*p),
             "joint-split": lambda p: self.directed.on_joint_split(*p),
+            "route-to": lambda p: self.directed.route_to(*p),
         }
         self._fault_kinds: dict[str, tuple[Callable[[], None], int]] = {
             "partition": (self._fault_partition, options.partition_interval_us),
@@ -537,6 +538,14 @@ class Simulation:
             delay += self._workload_rng.randint(0, self.options.tick_us)
         self.queue.push(self.queue.now_us + delay, "client", client_id)
 
+    def abandon_operations_on(self, node_id: int) -> None:
+        """Clients waiting on `node_id` give up now (outcome unknown) and go on elsewhere."""
+        for client in self.workload.clients:
+            operation = client.pending
+            if operation is not None and operation.node_id == node_id:
+                self.workload.timeout(client, operation, self.queue.now_us)
+                self._client_later(client.client_id)
+
     def _on_client_timeout(self, payload: Any) -> None:
         client_id, number = payload
         client = self.workload.clients[client_id - 1]
@@ -639,8 +648,10 @@ class Simulation:
         if victim is None:
             return
         duration = self.fault_rng.randint(1, max(1, self.options.pause_duration_max_us))
+        led = [shard_id for shard_id in self.shard_ids
+               if (leader := self.leader_node(shard_id)) is not None and leader.node_id == victim]
         self.pause(victim, duration)
-        self.directed.after_pause(victim, duration, victim in leaders)
+        self.directed.after_pause(victim, duration, led)
 
     def pause(self, node_id: int, duration_us: int) -> None:
         """Stop a node for `duration_us` (no ticks; its inputs wait for it)."""
@@ -682,7 +693,7 @@ class Simulation:
                           f"to node {target}")
         leader.host.transfer_leader(shard_id, target)
         self.wake(leader)
-        self.directed.after_transfer(leader.node_id)
+        self.directed.after_transfer(shard_id, leader.node_id)
 
     def conf_state(self, node: SimNode, shard_id: int) -> ConfState:
         invariant(node.host is not None, "the configuration of a crashed node was asked for")
