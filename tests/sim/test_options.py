@@ -38,7 +38,7 @@ def test_options_are_a_function_of_the_seed() -> None:
 
 
 DIRECTED_KINDS = {"joint", "figure8", "rejoin", "ready-crash", "clock-skew", "pause-cut",
-                  "transfer-cut", "short-appends"}
+                  "transfer-cut", "short-appends", "stale-leader"}
 
 
 def test_every_window_of_fifty_seeds_turns_on_every_directed_fault() -> None:

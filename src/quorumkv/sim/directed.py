@@ -365,6 +365,54 @@ class DirectedFaults:
 
     # ---- leases: pauses and transfers that cut the old leader off --------------------------
 
+    def stale_leader(self) -> None:
+        """A leader that must stop serving reads: paused for 1.5-3 election timeouts and cut
+        off until a while after it resumes, or asked to hand over and made deaf. Its clients
+        give up on it and find the new leader, which commits their writes; then clients with
+        stale routing come back to the old one. A lease that outlives the pause (missed ticks
+        not counted) or the transfer (not forfeited) answers them with stale values."""
+        simulation = self.simulation
+        rng = simulation.fault_rng
+        shard_id = rng.choice(simulation.shard_ids)
+        leader = simulation.leader_node(shard_id)
+        if leader is None or leader.host is None:
+            return
+        node_id = leader.node_id
+        timeout = self.election_timeout_us()
+        lease = simulation.options.read_only == "lease"
+        if rng.random() < 0.5:
+            duration = rng.randint(3 * timeout // 2, 3 * timeout)
+            simulation.count_fault("stale-leader", f"shard {shard_id}: leader {node_id} "
+                                   f"paused for {duration}us and cut off")
+            simulation.pause(node_id, duration)
+            self.cut(f"pause-cut-{node_id}", self.isolate_links(node_id),
+                     duration + rng.randint(1, 2) * timeout)
+            simulation.abandon_operations_on(node_id)
+            simulation.queue.push(simulation.queue.now_us + duration, "route-to",
+                                  (node_id, (shard_id,), False))
+            for _ in range(2):
+                when = simulation.queue.now_us + duration + rng.randint(0, timeout)
+                simulation.queue.push(when, "route-to", (node_id, (shard_id,), True))
+            if lease:
+                self.features.add("lease-pause")
+            return
+        voters = [v for v in simulation.conf_state(leader, shard_id).voters if v != node_id]
+        if not voters:
+            return
+        target = rng.choice(sorted(voters))
+        duration = rng.randint(2, 3) * timeout
+        simulation.count_fault("stale-leader", f"shard {shard_id}: leader {node_id} hands "
+                               f"over to {target} and is made deaf for {duration}us")
+        leader.host.transfer_leader(shard_id, target)
+        simulation.wake(leader)
+        self.cut(f"transfer-deaf-{node_id}", self.deaf_links(node_id), duration)
+        # A lease kept after the hand-over would show between the transfer's abandonment
+        # (within an election timeout) and the lease's end: come back often in that span.
+        self.route_later(node_id, shard_id, timeout + timeout // 2, times=6)
+        self.features.add("transfer")
+        if lease:
+            self.features.add("lease-transfer-deaf")
+
     def after_pause(self, node_id: int, duration_us: int, led_shards: list[int]) -> None:
         """A node was paused (leading `led_shards`): perhaps cut it off for the pause and a
         while after; then, when it resumes, clients with stale routing come to it."""
@@ -401,12 +449,12 @@ class DirectedFaults:
             self.cut(f"transfer-deaf-{old_leader}", self.deaf_links(old_leader), duration)
             self.route_later(old_leader, shard_id, duration)
 
-    def route_later(self, node_id: int, shard_id: int, within_us: int) -> None:
-        """Clients with stale routing come to `node_id` now and at two drawn moments within
-        `within_us` (each time, those stuck on it give up first)."""
+    def route_later(self, node_id: int, shard_id: int, within_us: int, times: int = 2) -> None:
+        """Clients with stale routing come to `node_id` now and at `times` drawn moments
+        within `within_us` (each time, those stuck on it give up first)."""
         simulation = self.simulation
         self.route_to(node_id, (shard_id,), True)
-        for _ in range(2):
+        for _ in range(times):
             when = simulation.queue.now_us + simulation.fault_rng.randint(0, within_us)
             simulation.queue.push(when, "route-to", (node_id, (shard_id,), True))
 

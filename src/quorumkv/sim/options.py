@@ -79,6 +79,7 @@ class SimOptions:
     pause_cut_rate: float = 0.0  # share of pauses that also cut the paused node off
     transfer_cut_rate: float = 0.0  # share of leader transfers that deafen the old leader
     append_entries_max: int = limits.append_entries_max  # entries per append message
+    stale_leader_interval_us: int = 0  # a leader paused and cut off, or deafened in a transfer
 
     def describe(self) -> str:
         """One line of `name=value` pairs, in field order (printed before every run); exact
@@ -129,7 +130,8 @@ class SimOptions:
                          ("ready-crash", self.ready_crash_interval_us),
                          ("clock-skew", self.clock_skew_ppm), ("pause-cut", self.pause_cut_rate),
                          ("transfer-cut", self.transfer_cut_rate),
-                         ("short-appends", self.append_entries_max < limits.append_entries_max)):
+                         ("short-appends", self.append_entries_max < limits.append_entries_max),
+                         ("stale-leader", self.stale_leader_interval_us)):
             if on:
                 kinds.append(kind)
         return kinds
@@ -241,6 +243,8 @@ def _draw_directed_faults(drawn: SimOptions, rng: random.Random) -> SimOptions:
         transfer_cut_rate=_maybe(rng, 0.6 if lease else 0.3, lambda: rng.uniform(0.3, 1.0)),
         append_entries_max=rng.choice((1, 2, 4, limits.append_entries_max,
                                        limits.append_entries_max)),
+        stale_leader_interval_us=_maybe(rng, 0.8 if lease else 0.3,
+                                        lambda: rng.randint(40, 120) * tick_us),
     )
 
 

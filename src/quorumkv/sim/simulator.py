@@ -224,6 +224,7 @@ class Simulation:
             "figure8": (self.directed.figure8, options.figure8_interval_us),
             "rejoin": (self.directed.rejoin, options.rejoin_interval_us),
             "ready-crash": (self._fault_ready_crash, options.ready_crash_interval_us),
+            "stale-leader": (self.directed.stale_leader, options.stale_leader_interval_us),
         }
 
     # ---- running -----------------------------------------------------------------------------
