@@ -56,6 +56,7 @@ from quorumkv.raft.types import Message, MessageType
 from quorumkv.sim import faults
 
 if TYPE_CHECKING:
+    from quorumkv.host.host import Host
     from quorumkv.sim.simulator import SimNode, Simulation
 
 _SINGLE_TYPES = {"add-voter": ConfChangeType.ADD_VOTER, "add-learner": ConfChangeType.ADD_LEARNER,
@@ -130,15 +131,24 @@ class DirectedFaults:
         self._cut_tokens.clear()
         self.simulation.network.rewrite = None
 
+    def _random_leader(self) -> tuple[int, SimNode, Host] | None:
+        """A shard drawn at random, its running leader and that one's host, if any."""
+        simulation = self.simulation
+        shard_id = simulation.fault_rng.choice(simulation.shard_ids)
+        leader = simulation.leader_node(shard_id)
+        if leader is None or leader.host is None:
+            return None
+        return shard_id, leader, leader.host
+
     # ---- joint consensus -----------------------------------------------------------------
 
     def joint(self) -> None:
         simulation = self.simulation
         rng = simulation.fault_rng
-        shard_id = rng.choice(simulation.shard_ids)
-        leader = simulation.leader_node(shard_id)
-        if leader is None or leader.host is None:
+        chosen = self._random_leader()
+        if chosen is None:
             return
+        shard_id, leader, host = chosen
         conf = simulation.conf_state(leader, shard_id)
         if conf.voters_outgoing:
             if not conf.auto_leave:
@@ -218,16 +228,16 @@ class DirectedFaults:
         if self._figure8 is not None and simulation.network.is_partitioned("figure8"):
             return  # a sequence is under way (one whose cut healed unfinished is dropped)
         rng = simulation.fault_rng
-        shard_id = rng.choice(simulation.shard_ids)
-        leader = simulation.leader_node(shard_id)
-        if leader is None or leader.host is None:
+        chosen = self._random_leader()
+        if chosen is None:
             return
+        shard_id, leader, host = chosen
         voters = sorted(simulation.conf_state(leader, shard_id).voters)
         others = [v for v in voters if v != leader.node_id]
         companions = rng.sample(others, max(0, (len(voters) - 1) // 2 - 1)) if others else []
         minority = frozenset([leader.node_id, *companions])
         self._figure8_count += 1
-        term = leader.host.replica(shard_id).node.term
+        term = host.replica(shard_id).node.term
         self._figure8 = _Figure8(shard_id, leader.node_id, term, minority,
                                  number=self._figure8_count)
         rest = [n for n in simulation.nodes if n not in minority]
@@ -242,7 +252,7 @@ class DirectedFaults:
         # with it would send.
         for number in range(writes):
             key = f"figure8-{self._figure8_count}-{number}".encode()
-            leader.host.submit(shard_id, b"SET", (key, b"stale"), _ignore)
+            host.submit(shard_id, b"SET", (key, b"stale"), _ignore)
         simulation.wake(leader)
 
     def on_leader(self, node_id: int, shard_id: int, term: int) -> None:
@@ -303,10 +313,10 @@ class DirectedFaults:
         if self.simulation.network.is_partitioned("rejoin"):
             return
         rng = simulation.fault_rng
-        shard_id = rng.choice(simulation.shard_ids)
-        leader = simulation.leader_node(shard_id)
-        if leader is None:
+        chosen = self._random_leader()
+        if chosen is None:
             return
+        shard_id, leader, host = chosen
         voters = sorted(simulation.conf_state(leader, shard_id).voters)
         followers = [v for v in voters if v != leader.node_id and v in simulation.up()]
         if not followers:
@@ -373,10 +383,10 @@ class DirectedFaults:
         not counted) or the transfer (not forfeited) answers them with stale values."""
         simulation = self.simulation
         rng = simulation.fault_rng
-        shard_id = rng.choice(simulation.shard_ids)
-        leader = simulation.leader_node(shard_id)
-        if leader is None or leader.host is None:
+        chosen = self._random_leader()
+        if chosen is None:
             return
+        shard_id, leader, host = chosen
         node_id = leader.node_id
         timeout = self.election_timeout_us()
         lease = simulation.options.read_only == "lease"
@@ -403,7 +413,7 @@ class DirectedFaults:
         duration = rng.randint(2, 3) * timeout
         simulation.count_fault("stale-leader", f"shard {shard_id}: leader {node_id} hands "
                                f"over to {target} and is made deaf for {duration}us")
-        leader.host.transfer_leader(shard_id, target)
+        host.transfer_leader(shard_id, target)
         simulation.wake(leader)
         self.cut(f"transfer-deaf-{node_id}", self.deaf_links(node_id), duration)
         # A lease kept after the hand-over would show between the transfer's abandonment

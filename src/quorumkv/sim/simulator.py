@@ -586,10 +586,13 @@ class Simulation:
             self.network.heal("partition")
             self.count_fault("heal", "network whole again")
 
+    def _leaders(self) -> list[int]:
+        """The node leading each shard that has a leader now."""
+        return [leader.node_id for shard_id in self.shard_ids
+                if (leader := self.leader_node(shard_id)) is not None]
+
     def _fault_crash(self) -> None:
-        leaders = [leader.node_id for shard_id in self.shard_ids
-                   if (leader := self.leader_node(shard_id)) is not None]
-        victim = faults.choose_crash_victim(self.fault_rng, self.up(), leaders)
+        victim = faults.choose_crash_victim(self.fault_rng, self.up(), self._leaders())
         if victim is None:
             return
         self._crash(self.nodes[victim])
@@ -601,9 +604,7 @@ class Simulation:
 
     def _fault_ready_crash(self) -> None:
         """Arm a crash point on a node: it dies inside one of its next Ready cycles."""
-        leaders = [leader.node_id for shard_id in self.shard_ids
-                   if (leader := self.leader_node(shard_id)) is not None]
-        victim = faults.choose_crash_victim(self.fault_rng, self.up(), leaders)
+        victim = faults.choose_crash_victim(self.fault_rng, self.up(), self._leaders())
         if victim is None:
             return
         node = self.nodes[victim]
@@ -643,9 +644,7 @@ class Simulation:
         self._boot(node, self._new_host(node))
 
     def _fault_pause(self) -> None:
-        leaders = [leader.node_id for shard_id in self.shard_ids
-                   if (leader := self.leader_node(shard_id)) is not None]
-        victim = faults.choose_crash_victim(self.fault_rng, self._running(), leaders)
+        victim = faults.choose_crash_victim(self.fault_rng, self._running(), self._leaders())
         if victim is None:
             return
         duration = self.fault_rng.randint(1, max(1, self.options.pause_duration_max_us))
