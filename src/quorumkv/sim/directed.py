@@ -155,7 +155,8 @@ class DirectedFaults:
                 self._propose(leader, shard_id, ConfChange.leave_joint(), "leave-joint")
             return
         choice = faults.choose_joint_change(
-            rng, sorted(conf.voters), sorted(conf.learners), simulation.join_candidates(shard_id))
+            rng, sorted(conf.voters), sorted(conf.learners), simulation.join_candidates(shard_id),
+            leader=leader.node_id)
         if choice is None:
             return
         for action, node_id in choice.singles:

@@ -126,11 +126,15 @@ def choose_joint_change(
     learners: list[int],
     candidates: list[int],
     voters_min: int = 3,
+    leader: int = 0,
 ) -> JointChoice | None:
     """A change of several replicas at once for a shard with these voters and learners
     (`candidates`: nodes never members before, which may join). Every shape but
     `add-learners` changes two or more voters, so the group goes through a joint
-    configuration; any shape does under the implicit and explicit transitions."""
+    configuration; any shape does under the implicit and explicit transitions. `replace`
+    keeps the leader and, half the time, replaces as many voters as there are learners (up
+    to all but the leader): then the voters left of the old configuration are no majority
+    of it, the case where a commit must count both halves."""
     shapes: list[tuple[str, tuple[tuple[str, int], ...]]] = []
     if len(candidates) >= 1:
         added = rng.sample(candidates, min(2, len(candidates)))
@@ -140,10 +144,12 @@ def choose_joint_change(
                                                for n in rng.sample(candidates, 2))))
     if len(learners) >= 2:
         shapes.append(("promote-two", tuple(("promote", n) for n in rng.sample(learners, 2))))
-    if learners:
-        count = rng.randint(1, min(2, len(learners)))
+    removable = [v for v in voters if v != leader]
+    if learners and removable:
+        most = min(len(learners), len(removable))
+        count = most if rng.random() < 0.5 else rng.randint(1, most)
         promoted = rng.sample(learners, count)
-        removed = rng.sample(voters, count)
+        removed = rng.sample(removable, count)
         shapes.append((f"replace-{count}", tuple(("promote", n) for n in promoted)
                        + tuple(("remove", n) for n in removed)))
         shapes.append(("demote-promote", (("demote", rng.choice(voters)),
@@ -153,5 +159,9 @@ def choose_joint_change(
     transition = rng.choice(JOINT_TRANSITIONS)
     if not shapes:
         return None
-    shape, singles = rng.choice(shapes)
+    # Half the time, work toward the telling case: learners enough to replace all voters but
+    # the leader, then that replacement.
+    wanted = f"replace-{len(removable)}" if len(learners) >= len(removable) else "add-learners"
+    favoured = [shape for shape in shapes if shape[0] == wanted]
+    shape, singles = favoured[0] if favoured and rng.random() < 0.5 else rng.choice(shapes)
     return JointChoice(shape, singles, transition)
