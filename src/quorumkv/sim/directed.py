@@ -96,6 +96,8 @@ class DirectedFaults:
     _figure8_count: int = 0
     _cut_tokens: dict[str, int] = field(default_factory=dict)
     _rejoin: tuple[int, int, int] | None = None  # (shard, follower cut off, its leader)
+    # (shard, old leader, transferee, when asked) of a watched hand-over
+    transfer_watch: tuple[int, int, int, int] | None = None
 
     # ---- named cuts ----------------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class DirectedFaults:
         """The liveness phase: every directed sequence stops."""
         self._figure8 = None
         self._rejoin = None
+        self.transfer_watch = None
         self._cut_tokens.clear()
         self.simulation.network.rewrite = None
 
@@ -260,6 +263,7 @@ class DirectedFaults:
         """A replica became leader: the next stage of a Figure-8 sequence may begin now, or
         a rejoining follower won while its old leader still runs."""
         self._on_rejoiner_won(node_id, shard_id)
+        self._on_transferee_won(node_id, shard_id)
         sequence = self._figure8
         simulation = self.simulation
         if sequence is None or sequence.shard_id != shard_id or simulation.phase != "faults":
@@ -378,7 +382,8 @@ class DirectedFaults:
 
     def stale_leader(self) -> None:
         """A leader that must stop serving reads: paused for 1.5-3 election timeouts and cut
-        off until a while after it resumes, or asked to hand over and made deaf. Its clients
+        off until a while after it resumes, or asked to hand over and made deaf once the
+        transferee wins. Its clients
         give up on it and find the new leader, which commits their writes; then clients with
         stale routing come back to the old one. A lease that outlives the pause (missed ticks
         not counted) or the transfer (not forfeited) answers them with stale values."""
@@ -411,17 +416,45 @@ class DirectedFaults:
         if not voters:
             return
         target = rng.choice(sorted(voters))
-        duration = rng.randint(2, 3) * timeout
         simulation.count_fault("stale-leader", f"shard {shard_id}: leader {node_id} hands "
-                               f"over to {target} and is made deaf for {duration}us")
+                               f"over to {target}, deaf once {target} wins")
         host.transfer_leader(shard_id, target)
         simulation.wake(leader)
-        self.cut(f"transfer-deaf-{node_id}", self.deaf_links(node_id), duration)
-        # A lease kept after the hand-over would show between the transfer's abandonment
-        # (within an election timeout) and the lease's end: come back often in that span.
-        self.route_later(node_id, shard_id, timeout + timeout // 2, times=6)
+        self.transfer_watch = (shard_id, node_id, target, simulation.queue.now_us)
+        simulation.queue.push(simulation.queue.now_us + 2 * timeout, "unwatch",
+                              (shard_id, node_id))
         self.features.add("transfer")
-        if lease:
+
+    def unwatch(self, shard_id: int, node_id: int) -> None:
+        """The hand-over did not finish in time: stop watching for it."""
+        if self.transfer_watch is not None and self.transfer_watch[:2] == (shard_id, node_id):
+            self.transfer_watch = None
+
+    def _on_transferee_won(self, node_id: int, shard_id: int) -> None:
+        """The transferee of a watched hand-over won: the old leader is made deaf now (it heard
+        the acknowledgements of heartbeats sent until the others voted, which date its lease),
+        and clients with stale routing come back to it, mostly around the moment the transfer
+        is given up (an election timeout after it began): a lease kept after the hand-over
+        answers reads from then on, until it runs out."""
+        watch = self.transfer_watch
+        simulation = self.simulation
+        if watch is None or (watch[0], watch[2]) != (shard_id, node_id) \
+                or simulation.phase != "faults":
+            return
+        self.transfer_watch = None
+        _, old, _, started_us = watch
+        timeout = self.election_timeout_us()
+        rng = simulation.fault_rng
+        duration = rng.randint(2, 3) * timeout
+        simulation.trace.record(simulation.queue.now_us, f"old leader {old} made deaf "
+                                f"for {duration}us")
+        self.cut(f"transfer-deaf-{old}", self.deaf_links(old), duration)
+        self.route_to(old, (shard_id,), True)
+        for _ in range(6):
+            when = max(simulation.queue.now_us,
+                       started_us + rng.randint(timeout * 9 // 10, timeout * 3 // 2))
+            simulation.queue.push(when, "route-to", (old, (shard_id,), True))
+        if simulation.options.read_only == "lease":
             self.features.add("lease-transfer-deaf")
 
     def after_pause(self, node_id: int, duration_us: int, led_shards: list[int]) -> None:
@@ -472,16 +505,17 @@ class DirectedFaults:
     def route_to(self, node_id: int, shard_ids: tuple[int, ...], abandon: bool) -> None:
         """Clients with stale routing: each, with even odds, now believes `node_id` leads
         these shards (as a client that cached an old leader does) and sends there next;
-        with `abandon`, clients waiting on it give up first (a short client timeout)."""
+        with `abandon`, those clients give up what they wait for first (a short client
+        timeout), so they come at once."""
         simulation = self.simulation
         if simulation.phase != "faults":
             return
-        if abandon:
-            simulation.abandon_operations_on(node_id)
         routed = [client for client in simulation.workload.clients
                   if simulation.fault_rng.random() < 0.5]
         for client in routed:
             for shard_id in shard_ids:
                 client.leader_guess[shard_id] = node_id
+            if abandon:
+                simulation.abandon_operation(client)
         simulation.trace.record(simulation.queue.now_us, f"clients {[c.client_id for c in routed]}"
                                 f" route shards {list(shard_ids)} to node {node_id}")

@@ -57,7 +57,7 @@ from quorumkv.sim.options import SimOptions, draw_options
 from quorumkv.sim.recorder import Recorder
 from quorumkv.sim.records import Violation
 from quorumkv.sim.trace import Trace
-from quorumkv.sim.workload import Workload
+from quorumkv.sim.workload import Client, Workload
 from quorumkv.storage.protocols import NodeStore
 
 SETTLE_TICKS = 30
@@ -212,6 +212,7 @@ class Simulation:
             "rejoin": lambda p: self.directed.on_rejoin(*p),
             "joint-split": lambda p: self.directed.on_joint_split(*p),
             "route-to": lambda p: self.directed.route_to(*p),
+            "unwatch": lambda p: self.directed.unwatch(*p),
         }
         self._fault_kinds: dict[str, tuple[Callable[[], None], int]] = {
             "partition": (self._fault_partition, options.partition_interval_us),
@@ -544,8 +545,14 @@ class Simulation:
         for client in self.workload.clients:
             operation = client.pending
             if operation is not None and operation.node_id == node_id:
-                self.workload.timeout(client, operation, self.queue.now_us)
-                self._client_later(client.client_id)
+                self.abandon_operation(client)
+
+    def abandon_operation(self, client: Client) -> None:
+        """The client gives up on its pending operation now (outcome unknown), as one with a
+        short timeout does, and invokes its next one soon."""
+        if client.pending is not None:
+            self.workload.timeout(client, client.pending, self.queue.now_us)
+            self._client_later(client.client_id)
 
     def _on_client_timeout(self, payload: Any) -> None:
         client_id, number = payload
