@@ -65,6 +65,14 @@ sim_ticks_max = 200_000
 sim_liveness_ticks_max = 2_000
 """Ticks after healing within which the simulated cluster must elect a leader and commit."""
 
+sim_events_max = 3_000_000
+"""Events one simulator run may handle (a typical run handles 20,000-150,000); past it the run
+is reported as a livelock, with its seed, instead of stalling a sweep."""
+
+sim_run_seconds_max = 300
+"""Wall-clock seconds one simulator run may take (a typical run takes under 2 s of CPU);
+past it the run is reported as a livelock. Only bounds the run: it never steers it."""
+
 linearizability_search_steps_max = 2_000_000
 """States the linearizability checker explores per key before answering `unknown`."""
 

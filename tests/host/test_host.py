@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 from quorumkv import errors
-from quorumkv.host.host import HostConfig
+from quorumkv.host.host import Host, HostConfig
 from quorumkv.host.shard_view import ReadView
 from quorumkv.kv import state_machine
 from quorumkv.kv.reply import SimpleString
+from quorumkv.raft.types import Message, MessageType
 
 from .cluster import Cluster
 
@@ -206,3 +209,33 @@ def test_a_stalled_sole_voter_answers_reads_from_its_applied_state() -> None:
     cluster.run_until(lambda: bool(pending))
     assert pending == [SimpleString(b"OK")] and host.disk_full_since_ms is None
     assert cluster.call(leader, b"GET", b"k") == b"during"
+
+
+def read_index_context(cluster: Cluster, host: Host, follower: int) -> bytes:
+    """The context of the READ_INDEX request a GET on `follower` forwards to its leader."""
+    host.submit(1, b"GET", (b"k",), lambda result: None)
+    host.process()
+    sent = [message for target, message in cluster.network.queue
+            if isinstance(message, Message) and message.type == MessageType.READ_INDEX
+            and message.source == follower]
+    assert sent, "the follower forwarded no read index request"
+    return sent[-1].context
+
+
+def test_read_contexts_differ_across_restarts_even_when_the_clock_steps_back() -> None:
+    """A follower restarted on its store, its wall clock set back to where it stood in its
+    previous life, forwards reads under contexts its previous life never used."""
+    cluster = Cluster(3)
+    clock_at_first_start = cluster.clock[0]
+    leader = elect(cluster)
+    follower = next(n for n in cluster.hosts if n != leader)
+    cluster.run_until(lambda: cluster.hosts[follower].leader_of(1) == leader)
+    first = read_index_context(cluster, cluster.hosts[follower], follower)
+    cluster.clock[0] = clock_at_first_start  # the clock steps back before the restart
+    restarted = Host(follower, cluster.stores[follower], cluster.network.transport(follower),
+                     random.Random(follower + 1000), lambda: cluster.clock[0], cluster.config)
+    restarted.start()
+    cluster.hosts[follower] = restarted
+    cluster.run_until(lambda: restarted.leader_of(1) == leader)
+    second = read_index_context(cluster, restarted, follower)
+    assert first != second

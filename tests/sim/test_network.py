@@ -97,3 +97,18 @@ def test_partition_shapes_block_what_they_say() -> None:
         symmetric = all((b, a) in partition.blocked for a, b in partition.blocked)
         assert symmetric == (partition.shape != "one-way")
     assert shapes == {"split", "isolate", "one-way", "bridge"}
+
+
+def test_named_partitions_hold_together_and_heal_apart() -> None:
+    """Links blocked under two names are the union; healing one name leaves the other's links
+    blocked; heal() with no name heals everything."""
+    network, _ = make_network()
+    network.partition({(1, 2)})
+    network.partition({(3, 1)}, "figure8")
+    assert network.blocked_links == [(1, 2), (3, 1)]
+    network.heal("partition")
+    assert network.blocked_links == [(3, 1)] and network.is_partitioned("figure8")
+    network.partition({(2, 3)}, "figure8")  # a name's new cut replaces its old one
+    assert network.blocked_links == [(2, 3)]
+    network.heal()
+    assert network.blocked_links == [] and not network.is_partitioned("figure8")

@@ -114,6 +114,7 @@ class HostConfig:
     check_quorum: bool = True
     read_only: str = "safe"
     log_compaction_entries_min: int = limits.log_compaction_entries_min
+    append_entries_max: int = limits.append_entries_max
     snapshot_chunk_bytes_max: int = limits.snapshot_chunk_bytes_max
     snapshot_transfer_timeout_ticks: int = limits.snapshot_transfer_timeout_ticks
     read_timeout_ticks: int = limits.read_timeout_ticks
@@ -155,7 +156,12 @@ class Host:
                                       clock_ms)
         self._receiver = SnapshotReceiver(store, node_id, clock_ms)
         self._next_read_context = 1
-        self._read_context_prefix = node_id.to_bytes(8, "big") + clock_ms().to_bytes(8, "big")
+        # Read contexts must differ across this node's lives: a leader tells forwarded reads
+        # apart by context alone, and an answer meant for a request of a previous life must
+        # not complete one of this life. A random incarnation (from the node's Random, so the
+        # simulator replays it) does not depend on the wall clock, which may step back.
+        self._read_context_prefix = (node_id.to_bytes(8, "big")
+                                     + rng.getrandbits(64).to_bytes(8, "big"))
         self._ticks = 0
         self._stall: _Stall | None = None
         self.disk_full_since_ms: int | None = None  # when the current stall began
@@ -198,7 +204,8 @@ class Host:
             election_timeout_ticks=self.config.election_timeout_ticks,
             heartbeat_interval_ticks=self.config.heartbeat_interval_ticks,
             applied=applied.index, pre_vote=self.config.pre_vote,
-            check_quorum=self.config.check_quorum, read_only=self.config.read_only)
+            check_quorum=self.config.check_quorum, read_only=self.config.read_only,
+            append_entries_max=self.config.append_entries_max)
         node = Node(config, self.store.log(shard_id), self._rng)
         self._replicas[shard_id] = Replica(shard_id, node, applied, state_machine_for(shard_id))
 

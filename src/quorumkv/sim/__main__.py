@@ -9,6 +9,12 @@
     --trace                                         with --seed: print every trace line too
     --options "seed=N disk=... ..."                 replay exactly the options line a run
                                                     printed (even after option drawing changed)
+
+A sweep prints, before its last line, the coverage table: for each feature the directed faults
+aim at (joint consensus, lease reads with pauses, transfers, disk faults, crashes in the middle
+of a Ready, Figure-8 partitions, disruptive rejoins), how many of its runs reached it. A run
+past its bound on events or wall time fails as `livelock` (limits.sim_events_max,
+limits.sim_run_seconds_max).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import multiprocessing
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from quorumkv.sim.options import DISKS, SimOptions
 from quorumkv.sim.simulator import RunResult, Simulation, options_of_seed, run_seed
@@ -72,6 +79,7 @@ def run_one(options: SimOptions, trace_hash: bool, trace: bool) -> int:
     print(f"seed={seed} options: {result.options.describe()}")
     print(f"faults enabled: {' '.join(result.options.enabled_faults()) or 'none'}")
     print("summary: " + " ".join(f"{key}={value}" for key, value in result.summary.items()))
+    print(f"features: {' '.join(result.features) or 'none'}")
     if result.ok:
         print("ok")
         return 0
@@ -80,14 +88,37 @@ def run_one(options: SimOptions, trace_hash: bool, trace: bool) -> int:
     return 1
 
 
-def _run_quietly(task: tuple[int, str]) -> tuple[int, list[str], bool]:
+COVERAGE = (
+    ("joint-consensus", "joint consensus entered (a multi-replica change applied)"),
+    ("joint-left-explicitly", "joint configuration left by an explicit leave-joint"),
+    ("lease-pause", "lease reads with the leader paused"),
+    ("transfer", "leader transfers"),
+    ("lease-transfer-deaf", "lease reads with a transfer from a deafened leader"),
+    ("disk-fault", "disk faults (full disk, torn record dropped)"),
+    ("crash-mid-ready", "crashes in the middle of a Ready"),
+    ("figure8", "Figure-8-shaped partitions (three leaders, each cut off)"),
+    ("disruptive-rejoin", "disruptive rejoins (a cut-off follower returns)"),
+)
+"""The features the sweep counts: (name in RunResult.features, what the table says)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeedOutcome:
+    seed: int
+    violations: list[str]
+    decided: bool
+    features: tuple[str, ...]
+
+
+def _run_quietly(task: tuple[int, str]) -> SeedOutcome:
     seed, disk = task
     result: RunResult = run_seed(seed, disk)
     decided = result.summary.get("linearizability") != "unknown"
-    return seed, [str(violation) for violation in result.violations], decided
+    return SeedOutcome(seed, [str(violation) for violation in result.violations], decided,
+                       result.features)
 
 
-def _results(seeds: range, disk: str, jobs: int) -> Iterator[tuple[int, list[str], bool]]:
+def _results(seeds: range, disk: str, jobs: int) -> Iterator[SeedOutcome]:
     tasks = [(seed, disk) for seed in seeds]
     if jobs <= 1:
         yield from map(_run_quietly, tasks)
@@ -99,17 +130,25 @@ def _results(seeds: range, disk: str, jobs: int) -> Iterator[tuple[int, list[str
 def run_many(seeds: range, disk: str, jobs: int) -> int:
     failures = 0
     undecided = []
-    for seed, violations, decided in _results(seeds, disk, jobs):
-        if not decided:
+    reached = {name: 0 for name, _ in COVERAGE}
+    for outcome in _results(seeds, disk, jobs):
+        seed = outcome.seed
+        for name in outcome.features:
+            if name in reached:
+                reached[name] += 1
+        if not outcome.decided:
             undecided.append(seed)
-        if violations:
+        if outcome.violations:
             failures += 1
-            first = violations[0].splitlines()[0]
+            first = outcome.violations[0].splitlines()[0]
             print(f"seed={seed} FAILED {first} (replay: python -m quorumkv.sim --seed {seed}"
                   f"{'' if disk == 'memory' else f' --disk {disk}'})", flush=True)
     if undecided:
         print(f"linearizability search bound hit (unknown, not a failure) on seeds "
               f"{' '.join(map(str, undecided))}")
+    print(f"coverage: runs (of {len(seeds)}) that reached each feature")
+    for name, words in COVERAGE:
+        print(f"  {reached[name]:6d}  {words}")
     print(f"seeds={len(seeds)} failures={failures}")
     return 0 if failures == 0 else 1
 

@@ -104,3 +104,64 @@ def choose_membership_change(
     if not options:
         return None
     return rng.choice(options)
+
+
+@dataclass(frozen=True, slots=True)
+class JointChoice:
+    """A multi-replica change: `singles` lists (action, node) with action add-voter,
+    add-learner, promote, demote or remove; `transition` is auto, implicit or explicit
+    (how the joint configuration is left: ConfChangeTransition)."""
+
+    shape: str
+    singles: tuple[tuple[str, int], ...]
+    transition: str
+
+
+JOINT_TRANSITIONS = ("auto", "implicit", "explicit")
+
+
+def choose_joint_change(
+    rng: random.Random,
+    voters: list[int],
+    learners: list[int],
+    candidates: list[int],
+    voters_min: int = 3,
+    leader: int = 0,
+) -> JointChoice | None:
+    """A change of several replicas at once for a shard with these voters and learners
+    (`candidates`: nodes never members before, which may join). Every shape but
+    `add-learners` changes two or more voters, so the group goes through a joint
+    configuration; any shape does under the implicit and explicit transitions. `replace`
+    keeps the leader and, half the time, replaces as many voters as there are learners (up
+    to all but the leader): then the voters left of the old configuration are no majority
+    of it, the case where a commit must count both halves."""
+    shapes: list[tuple[str, tuple[tuple[str, int], ...]]] = []
+    if len(candidates) >= 1:
+        added = rng.sample(candidates, min(2, len(candidates)))
+        shapes.append(("add-learners", tuple(("add-learner", n) for n in added)))
+    if len(candidates) >= 2:
+        shapes.append(("add-two-voters", tuple(("add-voter", n)
+                                               for n in rng.sample(candidates, 2))))
+    if len(learners) >= 2:
+        shapes.append(("promote-two", tuple(("promote", n) for n in rng.sample(learners, 2))))
+    removable = [v for v in voters if v != leader]
+    if learners and removable:
+        most = min(len(learners), len(removable))
+        count = most if rng.random() < 0.5 else rng.randint(1, most)
+        promoted = rng.sample(learners, count)
+        removed = rng.sample(removable, count)
+        shapes.append((f"replace-{count}", tuple(("promote", n) for n in promoted)
+                       + tuple(("remove", n) for n in removed)))
+        shapes.append(("demote-promote", (("demote", rng.choice(voters)),
+                                          ("promote", rng.choice(learners)))))
+    if len(voters) - 2 >= voters_min:
+        shapes.append(("remove-two", tuple(("remove", n) for n in rng.sample(voters, 2))))
+    transition = rng.choice(JOINT_TRANSITIONS)
+    if not shapes:
+        return None
+    # Half the time, work toward the telling case: learners enough to replace all voters but
+    # the leader, then that replacement.
+    wanted = f"replace-{len(removable)}" if len(learners) >= len(removable) else "add-learners"
+    favoured = [shape for shape in shapes if shape[0] == wanted]
+    shape, singles = favoured[0] if favoured and rng.random() < 0.5 else rng.choice(shapes)
+    return JointChoice(shape, singles, transition)

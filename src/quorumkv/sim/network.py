@@ -92,6 +92,10 @@ class Network:
         self.reorder = reorder
         self.loss_rate = loss_rate
         self.duplicate_rate = duplicate_rate
+        self._partitions: dict[str, frozenset[tuple[int, int]]] = {}
+        # A directed fault may rewrite what a node sends: (source, message) -> the message
+        # that goes on the wire instead (sim/directed.py: Figure 8 truncates appends).
+        self.rewrite: Callable[[int, PeerMessage], PeerMessage] | None = None
         self._blocked: frozenset[tuple[int, int]] = frozenset()
         self._last_arrival: dict[tuple[int, int], int] = {}
         self._sent = 0
@@ -99,12 +103,24 @@ class Network:
 
     # ---- faults -----------------------------------------------------------------------------
 
-    def partition(self, blocked: Iterable[tuple[int, int]]) -> None:
-        """Block these directed links (source, target) until `heal`."""
-        self._blocked = frozenset(blocked)
+    def partition(self, blocked: Iterable[tuple[int, int]], name: str = "partition") -> None:
+        """Block these directed links (source, target) until `heal`. Partitions of different
+        names hold at once (the blocked links are their union): a directed nemesis (Figure 8,
+        a rejoining replica, a cut-off paused leader) does not undo a random partition, and
+        replacing or healing one name leaves the others alone."""
+        self._partitions[name] = frozenset(blocked)
+        self._blocked = frozenset().union(*self._partitions.values())
 
-    def heal(self) -> None:
-        self._blocked = frozenset()
+    def heal(self, name: str | None = None) -> None:
+        """Heal the partition of this name, or every partition."""
+        if name is None:
+            self._partitions.clear()
+        else:
+            self._partitions.pop(name, None)
+        self._blocked = frozenset().union(*self._partitions.values())
+
+    def is_partitioned(self, name: str) -> bool:
+        return bool(self._partitions.get(name))
 
     def is_blocked(self, source: int, target: int) -> bool:
         return (source, target) in self._blocked
@@ -130,6 +146,12 @@ class Network:
             self.counts["blocked"] += 1
             self._trace.record(now_us, f"drop #{number} {source}->{target} partitioned {what}")
             return
+        if self.rewrite is not None:
+            rewritten = self.rewrite(source, message)
+            if rewritten is not message:
+                message = rewritten
+                what = describe_message(message)
+                self._trace.record(now_us, f"rewrite #{number} {source}->{target} to {what}")
         if self.loss_rate and self._rng.random() < self.loss_rate:
             self.counts["lost"] += 1
             self._trace.record(now_us, f"drop #{number} {source}->{target} lost {what}")

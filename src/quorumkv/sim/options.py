@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import TypeVar
 
 from quorumkv import limits
@@ -70,6 +70,16 @@ class SimOptions:
     # faults added later (drawn last, so older seeds keep their other options)
     pause_interval_us: int = 0  # a node stops (no ticks, inputs held) for a while
     pause_duration_max_us: int = 0
+    # the directed faults of issue 12 (drawn after the ones above)
+    joint_interval_us: int = 0  # multi-replica membership changes (joint consensus)
+    figure8_interval_us: int = 0  # the partition sequence of the Raft paper's Figure 8
+    rejoin_interval_us: int = 0  # a follower cut off for elections' worth of time rejoins
+    ready_crash_interval_us: int = 0  # a crash inside a Ready cycle (after a send, at a sync)
+    clock_skew_ppm: int = 0  # each node's tick rate is off by up to this (parts per million)
+    pause_cut_rate: float = 0.0  # share of pauses that also cut the paused node off
+    transfer_cut_rate: float = 0.0  # share of leader transfers that deafen the old leader
+    append_entries_max: int = limits.append_entries_max  # entries per append message
+    stale_leader_interval_us: int = 0  # a leader paused and cut off, or deafened in a transfer
 
     def describe(self) -> str:
         """One line of `name=value` pairs, in field order (printed before every run); exact
@@ -115,6 +125,15 @@ class SimOptions:
             kinds.append("clock")
         if self.pause_interval_us:
             kinds.append("pause")
+        for kind, on in (("joint", self.joint_interval_us), ("figure8", self.figure8_interval_us),
+                         ("rejoin", self.rejoin_interval_us),
+                         ("ready-crash", self.ready_crash_interval_us),
+                         ("clock-skew", self.clock_skew_ppm), ("pause-cut", self.pause_cut_rate),
+                         ("transfer-cut", self.transfer_cut_rate),
+                         ("short-appends", self.append_entries_max < limits.append_entries_max),
+                         ("stale-leader", self.stale_leader_interval_us)):
+            if on:
+                kinds.append(kind)
         return kinds
 
 
@@ -136,7 +155,7 @@ def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOpti
     read_only = "lease" if rng.random() < 0.2 else "safe"
     check_quorum = read_only == "lease" or rng.random() < 0.7
     lease = read_only == "lease"
-    return SimOptions(
+    drawn = SimOptions(
         seed=seed,
         disk=disk,
         voters=rng.choice((3, 3, 5)),
@@ -179,6 +198,53 @@ def draw_options(seed: int, rng: random.Random, disk: str = "memory") -> SimOpti
         operation_timeout_ticks=rng.choice((30, 60, 120)),
         pause_interval_us=_maybe(rng, 0.3, lambda: _interval_ticks(rng) * tick_us),
         pause_duration_max_us=rng.randint(2, 100) * tick_us,
+    )
+    return _draw_directed_faults(drawn, rng)
+
+
+def _draw_directed_faults(drawn: SimOptions, rng: random.Random) -> SimOptions:
+    """The faults issue 12 added, drawn after every older option (so those stay as they
+    were), and the older options they adjust: more lease runs (with pauses, cut-offs and
+    transfers, which is where leases break), enough spare nodes for joint changes."""
+    tick_us = drawn.tick_us
+    lease = drawn.read_only == "lease" or rng.random() < 0.2
+    joint = _maybe(rng, 0.4, lambda: rng.randint(30, 120) * tick_us)
+    spare_nodes = max(drawn.spare_nodes, rng.randint(2, 4)) if joint else drawn.spare_nodes
+    pause_interval_us = drawn.pause_interval_us
+    pause_on = rng.random() < 0.5
+    pause_draw = _interval_ticks(rng) * tick_us
+    if lease and pause_on and not pause_interval_us:
+        pause_interval_us = pause_draw
+    transfer_interval_us = drawn.transfer_interval_us
+    transfer_on = rng.random() < 0.5
+    transfer_draw = rng.randint(30, 150) * tick_us
+    if lease and transfer_on and not transfer_interval_us:
+        transfer_interval_us = transfer_draw
+    # A lease rests on tick rates differing by less than lease_drift_ticks over an election
+    # timeout (docs/raft.md): with leases the skew stays well inside (1.5%, with the 2%
+    # per-tick jitter that averages out), without them it may reach 10%.
+    skew_max = 15_000 if lease else 100_000
+    clock_skew_ppm = _maybe(rng, 0.5, lambda: rng.randint(1, skew_max))
+    return replace(
+        drawn,
+        read_only="lease" if lease else drawn.read_only,
+        check_quorum=drawn.check_quorum or lease,
+        clock_jitter_us=min(drawn.clock_jitter_us, tick_us // 50) if lease
+        else drawn.clock_jitter_us,
+        spare_nodes=spare_nodes,
+        pause_interval_us=pause_interval_us,
+        transfer_interval_us=transfer_interval_us,
+        joint_interval_us=joint,
+        figure8_interval_us=_maybe(rng, 0.35, lambda: rng.randint(60, 200) * tick_us),
+        rejoin_interval_us=_maybe(rng, 0.35, lambda: rng.randint(60, 200) * tick_us),
+        ready_crash_interval_us=_maybe(rng, 0.4, lambda: _interval_ticks(rng) * tick_us),
+        clock_skew_ppm=clock_skew_ppm,
+        pause_cut_rate=_maybe(rng, 0.6 if lease else 0.3, lambda: rng.uniform(0.3, 1.0)),
+        transfer_cut_rate=_maybe(rng, 0.6 if lease else 0.3, lambda: rng.uniform(0.3, 1.0)),
+        append_entries_max=rng.choice((1, 2, 4, limits.append_entries_max,
+                                       limits.append_entries_max)),
+        stale_leader_interval_us=_maybe(rng, 0.8 if lease else 0.3,
+                                        lambda: rng.randint(40, 120) * tick_us),
     )
 
 

@@ -37,6 +37,8 @@ class Recorder(Observer):
         self.applied_max: dict[int, int] = {}  # shard -> highest index applied anywhere
         self.terms_max: dict[int, int] = {}  # shard -> highest term seen on any hard state
         self.persisted_entries = 0
+        # Called on every new leader (node, shard, term): directed faults act on elections.
+        self.leader_hook: Callable[[int, int, int], None] | None = None
 
     def on_leader(self, node_id: int, shard_id: int, term: int,
                   log_terms: list[tuple[int, int]]) -> None:
@@ -47,6 +49,8 @@ class Recorder(Observer):
                            f"log {log_terms[0] if log_terms else ()}..{last}")
         if self._listener is not None:
             self._listener("leader", f"node {node_id} leads shard {shard_id} in term {term}")
+        if self.leader_hook is not None:
+            self.leader_hook(node_id, shard_id, term)
 
     def on_applied(self, node_id: int, shard_id: int, entry: Entry) -> None:
         self.applied.append(AppliedRecord(

@@ -14,7 +14,14 @@ The world around the production code:
   is how group commit happens in the real server;
 - messages cross sim/network.py; clients are sim/workload.py;
 - faults (sim/faults.py) strike during the fault phase: partitions, crashes (the store keeps
-  what a crash keeps; the node restarts later from it), membership changes, leader transfers.
+  what a crash keeps; the node restarts later from it), membership changes, leader transfers,
+  full disks, pauses; directed faults (sim/directed.py) aim at the histories single Raft rules
+  guard: joint consensus, Figure 8, disruptive rejoins, cut-off paused or transferring leaders;
+- a crash may land inside a Ready cycle, after some of its messages left and before its
+  writes were synced (MidReadyCrash), so persist-before-send is observable.
+
+A run is bounded in simulated time, in events handled and in wall time; past the last two it
+fails as a livelock (with its seed) rather than stall a sweep.
 
 Then the liveness phase heals everything (network whole, loss and duplication off, crashed
 nodes restarted) and requires, within `liveness_ticks_max`, a leader of every shard and a client
@@ -26,11 +33,12 @@ does any exception escaping the production code (an invariant violation is a bug
 from __future__ import annotations
 
 import random
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from quorumkv import limits
 from quorumkv.cluster.metadata import METADATA_SHARD_ID
@@ -41,6 +49,7 @@ from quorumkv.invariant import invariant
 from quorumkv.raft.confchange import ConfChange
 from quorumkv.raft.types import ConfState
 from quorumkv.sim import checks, faults, store_images
+from quorumkv.sim.directed import DirectedFaults
 from quorumkv.sim.disk import Disks
 from quorumkv.sim.event_queue import EventQueue
 from quorumkv.sim.network import Envelope, Network
@@ -48,7 +57,7 @@ from quorumkv.sim.options import SimOptions, draw_options
 from quorumkv.sim.recorder import Recorder
 from quorumkv.sim.records import Violation
 from quorumkv.sim.trace import Trace
-from quorumkv.sim.workload import Workload
+from quorumkv.sim.workload import Client, Workload
 from quorumkv.storage.protocols import NodeStore
 
 SETTLE_TICKS = 30
@@ -69,6 +78,21 @@ class SimNode:
     process_pending: bool = False
     paused_until_us: int = 0  # a paused node (SIGSTOP) neither ticks nor reads its inputs
     paused_ticks: int = 0  # ticks the pause spans: reported as missed when it resumes
+    tick_rate_ppm: int = 0  # its clock runs this much slow (+) or fast (-): clock skew
+    crash_point: str = ""  # armed mid-Ready crash: "send" (after a send) or "sync" (at one)
+    crash_sends_left: int = 0  # for "send": the send of the next cycles after which it dies
+    in_process: bool = False  # inside Host.process(): where crash points may spring
+
+
+class MidReadyCrash(BaseException):
+    """The node dies here, in the middle of a Ready cycle (raised by an armed crash point).
+
+    A BaseException, as a real process death is no error the production code may handle: it
+    unwinds the host's cycle wherever it stands. A real host can die after some of a Ready's
+    messages left and before its entries and hard state were synced; the simulator springs it
+    after the n-th send of a cycle, or at a synced write (which then reaches the disk unsynced,
+    so the crash keeps it or not). With the host's persist-then-send order nothing observable
+    follows; a host that sent before persisting is caught by the checkers."""
 
 
 class _Transport:
@@ -81,6 +105,31 @@ class _Transport:
     def send(self, target_node: int, message: PeerMessage) -> None:
         self._simulation.network.send(self._simulation.queue.now_us, self._node_id,
                                       target_node, message)
+        node = self._simulation.nodes[self._node_id]
+        if node.in_process and node.crash_point == "send":
+            node.crash_sends_left -= 1
+            if node.crash_sends_left <= 0:
+                raise MidReadyCrash(f"after sending to node {target_node}")
+
+
+class _CrashPointStore:
+    """A node's store as its host sees it when mid-Ready crashes are on: every call passes
+    through, and an armed synced write inside a Ready cycle becomes the node's death
+    (installed at start-up around the store, never in the production request path)."""
+
+    def __init__(self, store: NodeStore, node: SimNode) -> None:
+        self._store = store
+        self._node = node
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def write(self, batch: Any, sync: bool) -> None:
+        node = self._node
+        if sync and node.in_process and node.crash_point == "sync":
+            self._store.write(batch, sync=False)  # in the page cache, not yet on the platter
+            raise MidReadyCrash("during a synced write")
+        self._store.write(batch, sync)
 
 
 @dataclass(slots=True)
@@ -92,6 +141,7 @@ class RunResult:
     summary: dict[str, object]
     trace_hash: str
     trace_lines: list[str] = field(default_factory=list)
+    features: tuple[str, ...] = ()  # what the run reached (the sweep's coverage table)
 
     @property
     def ok(self) -> bool:
@@ -110,7 +160,7 @@ class Simulation:
         self._disk_rng = random.Random(master.getrandbits(64))
         self._clock_rng = random.Random(master.getrandbits(64))
         self._workload_rng = random.Random(master.getrandbits(64))
-        self._fault_rng = random.Random(master.getrandbits(64))
+        self.fault_rng = random.Random(master.getrandbits(64))
         self._host_rng = random.Random(master.getrandbits(64))
         self._listener = listener
         self.trace = Trace(keep_lines=keep_trace)
@@ -124,6 +174,8 @@ class Simulation:
         self.shard_ids = [METADATA_SHARD_ID + number for number in range(1, options.shards + 1)]
         self.recorder = Recorder(self.trace, lambda: self.queue.now_us, self._term_of,
                                  self._incarnation_of, listener)
+        self.directed = DirectedFaults(self)
+        self.recorder.leader_hook = self.directed.on_leader
         self.workload = Workload(
             self._workload_rng, self.trace, options.clients, max(options.keys, options.shards),
             self.shard_ids, (options.read_weight, options.write_weight, options.cas_weight),
@@ -133,11 +185,12 @@ class Simulation:
             heartbeat_interval_ticks=options.heartbeat_interval_ticks,
             pre_vote=options.pre_vote, check_quorum=options.check_quorum,
             read_only=options.read_only,
-            log_compaction_entries_min=options.log_compaction_entries_min)
+            log_compaction_entries_min=options.log_compaction_entries_min,
+            append_entries_max=options.append_entries_max)
         self.phase = "faults"
         self.violations: list[Violation] = []
         self.fault_counts: dict[str, int] = {}
-        self._members_ever: dict[int, set[int]] = {}
+        self.members_ever: dict[int, set[int]] = {}
         self._partition_number = 0
         self._heal_us: int | None = None
         self._live_us: int | None = None
@@ -154,7 +207,25 @@ class Simulation:
             "restart": self._on_restart, "liveness": self._on_liveness,
             "liveness-check": self._on_liveness_check, "end": self._on_end,
             "progress": self._on_progress, "resume": self._on_resume,
-            "submit": self._on_submit,
+            "submit": self._on_submit, "heal-cut": lambda p: self.directed.on_heal_cut(*p),
+            "figure8-cut": lambda p: self.directed.on_figure8_cut(*p),
+            "rejoin": lambda p: self.directed.on_rejoin(*p),
+            "joint-split": lambda p: self.directed.on_joint_split(*p),
+            "route-to": lambda p: self.directed.route_to(*p),
+            "unwatch": lambda p: self.directed.unwatch(*p),
+        }
+        self._fault_kinds: dict[str, tuple[Callable[[], None], int]] = {
+            "partition": (self._fault_partition, options.partition_interval_us),
+            "crash": (self._fault_crash, options.crash_interval_us),
+            "membership": (self._fault_membership, options.membership_interval_us),
+            "transfer": (self._fault_transfer, options.transfer_interval_us),
+            "disk-full": (self._fault_disk_full, options.disk_full_interval_us),
+            "pause": (self._fault_pause, options.pause_interval_us),
+            "joint": (self.directed.joint, options.joint_interval_us),
+            "figure8": (self.directed.figure8, options.figure8_interval_us),
+            "rejoin": (self.directed.rejoin, options.rejoin_interval_us),
+            "ready-crash": (self._fault_ready_crash, options.ready_crash_interval_us),
+            "stale-leader": (self.directed.stale_leader, options.stale_leader_interval_us),
         }
 
     # ---- running -----------------------------------------------------------------------------
@@ -190,12 +261,12 @@ class Simulation:
         invariant(host is not None, f"node {node_id} is down: nothing to submit to")
         if host is not None:
             host.submit(shard_id, name, args, answers.append)
-            self._wake(self.nodes[node_id])
+            self.wake(self.nodes[node_id])
         return answers
 
     def leader(self, shard_id: int) -> int:
         """The node that leads the shard now (0: none)."""
-        node = self._leader(shard_id)
+        node = self.leader_node(shard_id)
         return node.node_id if node is not None else 0
 
     def finish(self) -> RunResult:
@@ -212,7 +283,7 @@ class Simulation:
         finally:
             self.disks.close([node.store for node in self.nodes.values()])
         return RunResult(self.options, self.violations, self.summary(),
-                         self.trace.hexdigest(), self.trace.lines)
+                         self.trace.hexdigest(), self.trace.lines, self.features())
 
     def _fail_with(self, error: Exception) -> None:
         where = traceback.format_exception(error)
@@ -222,6 +293,10 @@ class Simulation:
 
     def _loop(self) -> None:
         deadline = limits.sim_ticks_max * self.options.tick_us
+        # The wall clock only bounds the run (it never steers it): a run cut off by it is a
+        # finding, reported with its seed, not a replay difference.
+        wall_deadline = time.monotonic() + limits.sim_run_seconds_max
+        handled = 0
         while not self._finished:
             event = self.queue.pop()
             if event is None:
@@ -231,14 +306,33 @@ class Simulation:
                 self.violations.append(Violation(
                     "stuck", f"the run passed limits.sim_ticks_max ({limits.sim_ticks_max})"))
                 return
+            handled += 1
+            if handled % 4096 == 0 and self._livelocked(handled, wall_deadline):
+                return
             self._handlers[event.kind](event.payload)
+
+    def _livelocked(self, handled: int, wall_deadline: float) -> bool:
+        """Past the run's bound on events or on wall time: a livelock, reported as one."""
+        where = (f"at {self.queue.now_us}us ({self.queue.now_us // self.options.tick_us} "
+                 f"ticks, phase {self.phase}), seed {self.options.seed}")
+        if handled > limits.sim_events_max:
+            self.violations.append(Violation(
+                "livelock", f"{handled} events handled, past limits.sim_events_max "
+                f"({limits.sim_events_max}) {where}"))
+            return True
+        if time.monotonic() > wall_deadline:
+            self.violations.append(Violation(
+                "livelock", f"{handled} events in {limits.sim_run_seconds_max}s of wall time "
+                f"(limits.sim_run_seconds_max) {where}"))
+            return True
+        return False
 
     def start(self) -> None:
         """Build the cluster and schedule the clients, the faults and the phases."""
         options = self.options
         voters = list(range(1, options.voters + 1))
         for shard_id in self.shard_ids:
-            self._members_ever[shard_id] = set(voters)
+            self.members_ever[shard_id] = set(voters)
         for node_id in voters:
             node = self._create_node(node_id)
             host = self._new_host(node)
@@ -254,18 +348,12 @@ class Simulation:
             self.queue.push(self.progress_interval_ticks * options.tick_us, "progress")
 
     def _schedule_faults(self) -> None:
-        options = self.options
-        for kind, interval in (("partition", options.partition_interval_us),
-                               ("crash", options.crash_interval_us),
-                               ("membership", options.membership_interval_us),
-                               ("transfer", options.transfer_interval_us),
-                               ("disk-full", options.disk_full_interval_us),
-                               ("pause", options.pause_interval_us)):
+        for kind, (_, interval) in self._fault_kinds.items():
             if interval:
                 self._schedule_fault(kind, interval)
 
     def _schedule_fault(self, kind: str, interval_us: int) -> None:
-        delay = faults.next_interval_us(self._fault_rng, interval_us)
+        delay = faults.next_interval_us(self.fault_rng, interval_us)
         self.queue.push(self.queue.now_us + delay, "fault", kind)
 
     # ---- nodes -------------------------------------------------------------------------------
@@ -274,13 +362,19 @@ class Simulation:
         offset_max = self.options.clock_offset_max_us
         offset = self._clock_rng.randint(-offset_max, offset_max) if offset_max else 0
         node = SimNode(node_id, self.disks.create(node_id), offset)
+        skew = self.options.clock_skew_ppm
+        if skew:
+            node.tick_rate_ppm = self._clock_rng.randint(-skew, skew)
         self.nodes[node_id] = node
         return node
 
     def _new_host(self, node: SimNode) -> Host:
         clock_ms = partial(self._clock_ms, node)
         rng = random.Random(self._host_rng.getrandbits(64))
-        return Host(node.node_id, node.store, _Transport(self, node.node_id), rng, clock_ms,
+        store = node.store
+        if self.options.ready_crash_interval_us:
+            store = cast(NodeStore, _CrashPointStore(node.store, node))
+        return Host(node.node_id, store, _Transport(self, node.node_id), rng, clock_ms,
                     self.host_config, self.recorder)
 
     def _boot(self, node: SimNode, host: Host) -> None:
@@ -291,7 +385,7 @@ class Simulation:
                           f"life {node.incarnation} shards {host.shard_ids()}")
         first_tick = self.queue.now_us + self._clock_rng.randint(1, self.options.tick_us)
         self.queue.push(first_tick, "tick", (node.node_id, node.incarnation))
-        self._wake(node)
+        self.wake(node)
 
     def _clock_ms(self, node: SimNode) -> int:
         return max(0, self.queue.now_us + node.clock_offset_us) // 1000
@@ -303,7 +397,7 @@ class Simulation:
     def _incarnation_of(self, node_id: int) -> int:
         return self.nodes[node_id].incarnation
 
-    def _up(self) -> list[int]:
+    def up(self) -> list[int]:
         return [node_id for node_id, node in sorted(self.nodes.items()) if node.host is not None]
 
     def _client_nodes(self) -> list[int]:
@@ -312,7 +406,7 @@ class Simulation:
     def _running(self) -> list[int]:
         """Nodes up and not paused: those that can take an operator's request now."""
         now = self.queue.now_us
-        return [node_id for node_id in self._up()
+        return [node_id for node_id in self.up()
                 if self.nodes[node_id].paused_until_us <= now]
 
     def _held(self, node: SimNode, kind: str, payload: Any) -> bool:
@@ -323,7 +417,7 @@ class Simulation:
         self.queue.push(node.paused_until_us, kind, payload)
         return True
 
-    def _leader(self, shard_id: int) -> SimNode | None:
+    def leader_node(self, shard_id: int) -> SimNode | None:
         """The running node that believes it leads the shard, the highest term winning."""
         best: tuple[int, SimNode] | None = None
         for node_id in self._running():
@@ -335,7 +429,7 @@ class Simulation:
                     best = (term, node)
         return best[1] if best is not None else None
 
-    def _wake(self, node: SimNode) -> None:
+    def wake(self, node: SimNode) -> None:
         """Run the node's Ready driver soon (inputs arriving meanwhile share the cycle)."""
         if not node.process_pending and node.host is not None:
             node.process_pending = True
@@ -366,7 +460,7 @@ class Simulation:
         message = self.network.arrive(self.queue.now_us, envelope)
         if message is not None:
             node.host.receive(message)
-            self._wake(node)
+            self.wake(node)
 
     def _on_tick(self, payload: Any) -> None:
         node = self._live_node(payload)
@@ -376,16 +470,26 @@ class Simulation:
         node.host.tick()
         jitter = self.options.clock_jitter_us
         interval = self.options.tick_us + (self._clock_rng.randint(-jitter, jitter) if jitter else 0)
+        if node.tick_rate_ppm:
+            interval += self.options.tick_us * node.tick_rate_ppm // 1_000_000
         self.queue.push(self.queue.now_us + interval, "tick", payload)
-        self._wake(node)
+        self.wake(node)
 
     def _on_process(self, payload: Any) -> None:
         node = self._live_node(payload)
         if node is None or node.host is None or self._held(node, "process", payload):
             return
         node.process_pending = False
-        if node.host.process():
-            self._wake(node)  # there may be more: run another cycle
+        node.in_process = True
+        try:
+            more = node.host.process()
+        except MidReadyCrash as crash:
+            self._crash_mid_ready(node, str(crash))
+            return
+        finally:
+            node.in_process = False
+        if more:
+            self.wake(node)  # there may be more: run another cycle
 
     # ---- clients -----------------------------------------------------------------------------
 
@@ -415,7 +519,7 @@ class Simulation:
         name, args = operation.command
         done = partial(self._client_done, client_id, operation.number)
         node.host.submit(operation.shard_id, name, args, done)
-        self._wake(node)
+        self.wake(node)
 
     def _client_done(self, client_id: int, number: int, result: object) -> None:
         client = self.workload.clients[client_id - 1]
@@ -436,6 +540,20 @@ class Simulation:
             delay += self._workload_rng.randint(0, self.options.tick_us)
         self.queue.push(self.queue.now_us + delay, "client", client_id)
 
+    def abandon_operations_on(self, node_id: int) -> None:
+        """Clients waiting on `node_id` give up now (outcome unknown) and go on elsewhere."""
+        for client in self.workload.clients:
+            operation = client.pending
+            if operation is not None and operation.node_id == node_id:
+                self.abandon_operation(client)
+
+    def abandon_operation(self, client: Client) -> None:
+        """The client gives up on its pending operation now (outcome unknown), as one with a
+        short timeout does, and invokes its next one soon."""
+        if client.pending is not None:
+            self.workload.timeout(client, client.pending, self.queue.now_us)
+            self._client_later(client.client_id)
+
     def _on_client_timeout(self, payload: Any) -> None:
         client_id, number = payload
         client = self.workload.clients[client_id - 1]
@@ -447,7 +565,7 @@ class Simulation:
 
     # ---- faults ------------------------------------------------------------------------------
 
-    def _count_fault(self, kind: str, text: str) -> None:
+    def count_fault(self, kind: str, text: str) -> None:
         self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
         self.trace.record(self.queue.now_us, f"fault {kind} {text}")
         if self._listener is not None:
@@ -457,162 +575,177 @@ class Simulation:
         kind = str(payload)
         if self.phase != "faults":
             return
-        options = self.options
-        if kind == "partition":
-            self._fault_partition()
-            self._schedule_fault(kind, options.partition_interval_us)
-        elif kind == "crash":
-            self._fault_crash()
-            self._schedule_fault(kind, options.crash_interval_us)
-        elif kind == "membership":
-            self._fault_membership()
-            self._schedule_fault(kind, options.membership_interval_us)
-        elif kind == "transfer":
-            self._fault_transfer()
-            self._schedule_fault(kind, options.transfer_interval_us)
-        elif kind == "disk-full":
-            self._fault_disk_full()
-            self._schedule_fault(kind, options.disk_full_interval_us)
-        elif kind == "pause":
-            self._fault_pause()
-            self._schedule_fault(kind, options.pause_interval_us)
+        strike, interval = self._fault_kinds[kind]
+        strike()
+        self._schedule_fault(kind, interval)
 
     def _fault_partition(self) -> None:
-        partition = faults.choose_partition(self._fault_rng, sorted(self.nodes))
+        partition = faults.choose_partition(self.fault_rng, sorted(self.nodes))
         self._partition_number += 1
         self.network.partition(partition.blocked)
-        duration = faults.choose_duration_us(self._fault_rng,
+        duration = faults.choose_duration_us(self.fault_rng,
                                              self.options.partition_duration_max_us)
-        self._count_fault("partition", f"{partition.describe()} for {duration}us")
+        self.count_fault("partition", f"{partition.describe()} for {duration}us")
         self.queue.push(self.queue.now_us + duration, "heal-partition", self._partition_number)
 
     def _on_heal_partition(self, payload: Any) -> None:
-        if payload == self._partition_number and self.network.blocked_links:
-            self.network.heal()
-            self._count_fault("heal", "network whole again")
+        if payload == self._partition_number and self.network.is_partitioned("partition"):
+            self.network.heal("partition")
+            self.count_fault("heal", "network whole again")
+
+    def _leaders(self) -> list[int]:
+        """The node leading each shard that has a leader now."""
+        return [leader.node_id for shard_id in self.shard_ids
+                if (leader := self.leader_node(shard_id)) is not None]
 
     def _fault_crash(self) -> None:
-        leaders = [leader.node_id for shard_id in self.shard_ids
-                   if (leader := self._leader(shard_id)) is not None]
-        victim = faults.choose_crash_victim(self._fault_rng, self._up(), leaders)
+        victim = faults.choose_crash_victim(self.fault_rng, self.up(), self._leaders())
         if victim is None:
             return
         self._crash(self.nodes[victim])
-        downtime = self._fault_rng.randint(1, max(1, self.options.downtime_max_us))
-        self.queue.push(self.queue.now_us + downtime, "restart", victim)
+        self._restart_later(victim)
 
-    def _crash(self, node: SimNode) -> None:
+    def _restart_later(self, node_id: int) -> None:
+        downtime = self.fault_rng.randint(1, max(1, self.options.downtime_max_us))
+        self.queue.push(self.queue.now_us + downtime, "restart", node_id)
+
+    def _fault_ready_crash(self) -> None:
+        """Arm a crash point on a node: it dies inside one of its next Ready cycles."""
+        victim = faults.choose_crash_victim(self.fault_rng, self.up(), self._leaders())
+        if victim is None:
+            return
+        node = self.nodes[victim]
+        node.crash_point = self.fault_rng.choice(("send", "sync"))
+        node.crash_sends_left = self.fault_rng.randint(1, 4)
+        where = (f"after its {node.crash_sends_left}th send" if node.crash_point == "send"
+                 else "at its next synced write")
+        self.trace.record(self.queue.now_us, f"armed node {victim}: crash {where} in a Ready")
+
+    def _crash_mid_ready(self, node: SimNode, where: str) -> None:
+        self.directed.features.add("crash-mid-ready")
+        self._crash(node, f"mid-Ready {where}")
+        self._restart_later(node.node_id)
+
+    def _crash(self, node: SimNode, how: str = "") -> None:
         now = self.queue.now_us
         self._capture_images(node, f"before crash at {now}us")
         node.host = None
         node.incarnation += 1
         node.process_pending = False
         node.paused_until_us = 0
+        node.crash_point = ""
         for client in self.workload.clients:
             operation = client.pending
             if operation is not None and operation.node_id == node.node_id:
                 self.workload.node_down(client, operation, now, crashed=True)
                 self._client_later(client.client_id)
         node.store = self.disks.crash(node.node_id, node.store)
-        self._count_fault("crash", f"node {node.node_id}")
+        self.count_fault("crash", f"node {node.node_id}{' ' + how if how else ''}")
         self._capture_images(node, f"after crash at {now}us")
 
     def _on_restart(self, payload: Any) -> None:
         node = self.nodes[int(payload)]
         if node.host is not None:
             return
-        self._count_fault("restart", f"node {node.node_id}")
+        self.count_fault("restart", f"node {node.node_id}")
         self._boot(node, self._new_host(node))
 
     def _fault_pause(self) -> None:
-        leaders = [leader.node_id for shard_id in self.shard_ids
-                   if (leader := self._leader(shard_id)) is not None]
-        victim = faults.choose_crash_victim(self._fault_rng, self._running(), leaders)
+        victim = faults.choose_crash_victim(self.fault_rng, self._running(), self._leaders())
         if victim is None:
             return
-        duration = self._fault_rng.randint(1, max(1, self.options.pause_duration_max_us))
+        duration = self.fault_rng.randint(1, max(1, self.options.pause_duration_max_us))
+        led = [shard_id for shard_id in self.shard_ids
+               if (leader := self.leader_node(shard_id)) is not None and leader.node_id == victim]
         self.pause(victim, duration)
+        self.directed.after_pause(victim, duration, led)
 
     def pause(self, node_id: int, duration_us: int) -> None:
         """Stop a node for `duration_us` (no ticks; its inputs wait for it)."""
         node = self.nodes[node_id]
         node.paused_until_us = self.queue.now_us + duration_us
         node.paused_ticks = duration_us // self.options.tick_us
-        self._count_fault("pause", f"node {node_id} for {duration_us}us")
+        self.count_fault("pause", f"node {node_id} for {duration_us}us")
         self.queue.push(node.paused_until_us, "resume", (node_id, node.incarnation))
 
     def _on_resume(self, payload: Any) -> None:
         node = self._live_node(payload)
         if node is not None and node.paused_until_us == self.queue.now_us:
-            self._count_fault("resume", f"node {node.node_id}")
+            self.count_fault("resume", f"node {node.node_id}")
             if node.host is not None and node.paused_ticks:
                 # As the server does: the first tick after a pause finds it late, and the
                 # cores' lease clocks count the missed ticks (inputs held meanwhile come after).
                 node.host.missed_ticks(node.paused_ticks)
 
     def _fault_disk_full(self) -> None:
-        up = self._up()
+        up = self.up()
         if not up:
             return
-        node = self.nodes[self._fault_rng.choice(up)]
-        writes = self._fault_rng.randint(1, 5)
+        node = self.nodes[self.fault_rng.choice(up)]
+        writes = self.fault_rng.randint(1, 5)
         if self.disks.fail_writes(node.store, writes):
-            self._count_fault("disk-full", f"node {node.node_id} next {writes} writes")
-            self._wake(node)
+            self.count_fault("disk-full", f"node {node.node_id} next {writes} writes")
+            self.wake(node)
 
     def _fault_transfer(self) -> None:
-        shard_id = self._fault_rng.choice(self.shard_ids)
-        leader = self._leader(shard_id)
+        shard_id = self.fault_rng.choice(self.shard_ids)
+        leader = self.leader_node(shard_id)
         if leader is None or leader.host is None:
             return
-        voters = [v for v in self._conf_state(leader, shard_id).voters if v != leader.node_id]
+        voters = [v for v in self.conf_state(leader, shard_id).voters if v != leader.node_id]
         if not voters:
             return
-        target = self._fault_rng.choice(sorted(voters))
-        self._count_fault("transfer", f"shard {shard_id} from node {leader.node_id} "
+        target = self.fault_rng.choice(sorted(voters))
+        self.count_fault("transfer", f"shard {shard_id} from node {leader.node_id} "
                           f"to node {target}")
         leader.host.transfer_leader(shard_id, target)
-        self._wake(leader)
+        self.wake(leader)
+        self.directed.after_transfer(shard_id, leader.node_id)
 
-    def _conf_state(self, node: SimNode, shard_id: int) -> ConfState:
+    def conf_state(self, node: SimNode, shard_id: int) -> ConfState:
         invariant(node.host is not None, "the configuration of a crashed node was asked for")
         return node.host.replica(shard_id).applied.conf_state  # type: ignore[union-attr]
 
     def _fault_membership(self) -> None:
-        shard_id = self._fault_rng.choice(self.shard_ids)
-        leader = self._leader(shard_id)
+        shard_id = self.fault_rng.choice(self.shard_ids)
+        leader = self.leader_node(shard_id)
         if leader is None or leader.host is None:
             return
-        conf = self._conf_state(leader, shard_id)
+        conf = self.conf_state(leader, shard_id)
         if conf.voters_outgoing:
             return  # a joint configuration is being left
-        spare_ids = range(1, self.options.voters + self.options.spare_nodes + 1)
-        candidates = [n for n in spare_ids if n not in self._members_ever[shard_id]
-                      and (n not in self.nodes or self.nodes[n].host is not None)]
         choice = faults.choose_membership_change(
-            self._fault_rng, sorted(conf.voters), sorted(conf.learners), candidates)
+            self.fault_rng, sorted(conf.voters), sorted(conf.learners),
+            self.join_candidates(shard_id))
         if choice is None:
             return
         change = self._membership_change(shard_id, choice)
         if change is None:
             return
-        self._count_fault("membership", f"shard {shard_id} {change} via node {leader.node_id}")
-        done = partial(self._membership_done, shard_id, str(change))
+        self.count_fault("membership", f"shard {shard_id} {change} via node {leader.node_id}")
+        done = partial(self.membership_done, shard_id, str(change))
         leader.host.propose_conf_change(shard_id, change, done)
-        self._wake(leader)
+        self.wake(leader)
+
+    def join_candidates(self, shard_id: int) -> list[int]:
+        """Nodes that may join the shard: never its members (replica ids are not reused),
+        and up if they exist."""
+        spare_ids = range(1, self.options.voters + self.options.spare_nodes + 1)
+        return [n for n in spare_ids if n not in self.members_ever[shard_id]
+                and (n not in self.nodes or self.nodes[n].host is not None)]
 
     def _membership_change(self, shard_id: int,
                            choice: faults.MembershipChoice) -> ConfChange | None:
         if choice.action == "add-learner":
-            self._members_ever[shard_id].add(choice.node_id)
-            if not self._prepare_replica(choice.node_id, shard_id):
+            self.members_ever[shard_id].add(choice.node_id)
+            if not self.prepare_replica(choice.node_id, shard_id):
                 return None
             return ConfChange.add_learner(choice.node_id)
         if choice.action == "promote":
             return ConfChange.promote_learner(choice.node_id)
         return ConfChange.remove(choice.node_id)
 
-    def _prepare_replica(self, node_id: int, shard_id: int) -> bool:
+    def prepare_replica(self, node_id: int, shard_id: int) -> bool:
         """An empty replica on the joining node, waiting for the leader's snapshot; False if
         the node's disk refused it (the change is not proposed)."""
         node = self.nodes.get(node_id)
@@ -631,7 +764,7 @@ class Simulation:
                 return False
         return True
 
-    def _membership_done(self, shard_id: int, change: str, result: object) -> None:
+    def membership_done(self, shard_id: int, change: str, result: object) -> None:
         outcome = type(result).__name__ if isinstance(result, BaseException) else "applied"
         self.trace.record(self.queue.now_us, f"membership shard {shard_id} {change}: {outcome}")
 
@@ -643,8 +776,11 @@ class Simulation:
         now = self.queue.now_us
         self._heal_us = now
         self.network.heal()
+        self.directed.heal_all()
+        for node in self.nodes.values():
+            node.crash_point = ""
         self.network.set_faults(0.0, 0.0)
-        self._count_fault("heal", "all: network whole, loss and duplication off, "
+        self.count_fault("heal", "all: network whole, loss and duplication off, "
                           "crashed nodes restarted")
         for node_id in sorted(self.nodes):
             node = self.nodes[node_id]
@@ -656,7 +792,7 @@ class Simulation:
         now = self.queue.now_us
         heal = self._heal_us or 0
         if self._live_leader_us is None and all(
-                self._leader(shard_id) is not None for shard_id in self.shard_ids):
+                self.leader_node(shard_id) is not None for shard_id in self.shard_ids):
             self._live_leader_us = now
         if self._live_write_us is None:
             shards_written = {shard for shard, invoked, _ in self.workload.writes_ok
@@ -681,7 +817,7 @@ class Simulation:
             return
         leaders = []
         for shard_id in self.shard_ids:
-            leader = self._leader(shard_id)
+            leader = self.leader_node(shard_id)
             leaders.append(f"shard {shard_id}: " + (
                 f"leader {leader.node_id} term {self._term_of(leader.node_id, shard_id)}"
                 if leader is not None else "no leader"))
@@ -690,7 +826,7 @@ class Simulation:
                        f"{self.phase}: {', '.join(leaders)}; committed "
                        f"{sum(i - BOOTSTRAP_INDEX for i in self.recorder.applied_max.values())}; "
                        f"ops ok={counts['ok']} fail={counts['fail']} info={counts['info']}; "
-                       f"up {self._up()}")
+                       f"up {self.up()}")
         self.queue.push(self.queue.now_us + self.progress_interval_ticks * self.options.tick_us,
                         "progress")
 
@@ -716,7 +852,7 @@ class Simulation:
                                    f"{len({(a.shard_id, a.index) for a in recorder.applied})} "
                                    "committed entries",
             "state machine safety": f"{len(recorder.applied)} applied entries",
-            "replica convergence": f"{len(self._up())} replicas",
+            "replica convergence": f"{len(self.up())} replicas",
             "linearizability": f"{len(self.workload.history)} history events",
             "liveness": "leader and write after healing",
         }
@@ -735,8 +871,15 @@ class Simulation:
         found += [Violation("workload", anomaly) for anomaly in self.workload.anomalies]
 
     def _replica_states(self) -> list[tuple[int, int, int, int]]:
-        return [state for node_id in self._up()
+        return [state for node_id in self.up()
                 for state in store_images.replica_states(node_id, self.nodes[node_id].store)]
+
+    def features(self) -> tuple[str, ...]:
+        """What this run reached, for the sweep's coverage table (sorted names)."""
+        found = set(self.directed.features)
+        if self.fault_counts.get("disk-full") or self.disks.torn_batches:
+            found.add("disk-fault")
+        return tuple(sorted(found))
 
     def summary(self) -> dict[str, object]:
         recorder = self.recorder
