@@ -65,7 +65,10 @@ def refused(path: str, naming: str) -> CorruptStorage:
     with pytest.raises(CorruptStorage) as caught:
         open_node_store(path)
     assert naming in str(caught.value), f"{caught.value} does not name {naming}"
-    assert "remove this replica's data directory" in str(caught.value)
+    # It says the data is not served and recommends no procedure that does not work (wiping the
+    # directory and restarting under the same node id is refused by the peers).
+    assert "will not serve this data" in str(caught.value)
+    assert "remove this replica" not in str(caught.value) and "does not work" in str(caught.value)
     return caught.value
 
 
