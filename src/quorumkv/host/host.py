@@ -478,6 +478,10 @@ class Host:
         replica = self._replicas.get(shard_id)
         return replica.node.leader_id if replica is not None else 0
 
+    def hosts(self, shard_id: int) -> bool:
+        """Whether a replica of the shard lives on this node."""
+        return shard_id in self._replicas
+
     def is_leader(self, shard_id: int) -> bool:
         replica = self._replicas.get(shard_id)
         return replica is not None and replica.node.role == Role.LEADER
