@@ -70,6 +70,7 @@ class SimOptions:
     # faults added later (drawn last, so older seeds keep their other options)
     pause_interval_us: int = 0  # a node stops (no ticks, inputs held) for a while
     pause_duration_max_us: int = 0
+    pipelined_clients: int = 0  # connections pipelining SET/GET bursts (sim/pipelined.py)
 
     def describe(self) -> str:
         """One line of `name=value` pairs, in field order (printed before every run); exact
