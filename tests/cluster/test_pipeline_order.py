@@ -22,15 +22,27 @@ def test_writes_to_one_shard_on_one_route_pipeline() -> None:
     assert started == units and unrouted is None
 
 
-def test_read_waits_for_an_earlier_write_and_write_for_an_earlier_read() -> None:
-    """A read never starts while an earlier write is unfinished, nor a write after a read."""
+def test_reads_follow_writes_on_a_route_but_a_write_waits_for_an_earlier_read() -> None:
+    """A read joins the writes before it on the same shard and route (the host's read floor
+    makes it see them); a write never starts while an earlier read is unfinished."""
     order = PipelineOrder()
     write, read, write2 = add(order, 1, True), add(order, 1, False), add(order, 1, True)
-    assert order.start_ready(lambda shard: LOCAL)[0] == [write]
+    assert order.start_ready(lambda shard: LOCAL)[0] == [write, read]
     order.complete(write, effect=True)
-    assert order.start_ready(lambda shard: LOCAL)[0] == [read]
+    assert order.start_ready(lambda shard: LOCAL)[0] == []
     order.complete(read, effect=True)
     assert order.start_ready(lambda shard: LOCAL)[0] == [write2]
+
+
+def test_a_read_on_another_route_waits_for_the_write_before_it() -> None:
+    """A read does not join a write on another route (it could overtake it)."""
+    order = PipelineOrder()
+    write = add(order, 1, True)
+    assert order.start_ready(lambda shard: LOCAL)[0] == [write]
+    read = add(order, 1, False)
+    assert order.start_ready(lambda shard: ("forward", 2))[0] == []
+    order.complete(write, effect=True)
+    assert order.start_ready(lambda shard: ("forward", 2))[0] == [read]
 
 
 def test_another_shard_or_route_waits_until_earlier_commands_finish() -> None:
@@ -158,6 +170,8 @@ def check_rule(units: list[Unit]) -> None:
     commands = {u.command for u in live}
     if len(commands) > 1:
         assert len({u.group(u.route) for u in live}) == 1, live
+        kinds = [u.write for u in sorted(live, key=lambda u: u.command)]
+        assert kinds == sorted(kinds, reverse=True), live  # writes, then reads
     waiting = [u.command for u in units if u.state is UnitState.WAITING]
     assert waiting == sorted(waiting)
     if waiting:

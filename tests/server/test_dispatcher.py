@@ -204,18 +204,20 @@ def submit_ordered(dispatcher: Dispatcher, order: PipelineOrder, name: bytes,
     return replies
 
 
-def test_a_read_is_not_submitted_before_an_earlier_write_of_its_connection_is_done() -> None:
-    """SET then GET on one connection: the GET reaches the host only once the SET applied."""
+def test_a_write_is_not_submitted_before_an_earlier_read_of_its_connection_is_done() -> None:
+    """GET then SET on one connection: the SET reaches the host only once the GET answered
+    (else the GET could see it); a GET after a SET goes at once (the host's read floor)."""
     dispatcher, host, _, _ = make(leader=1)
     order = PipelineOrder()
-    set_reply = submit_ordered(dispatcher, order, b"SET", b"k", b"v")
     get_reply = submit_ordered(dispatcher, order, b"GET", b"k")
-    assert [name for name, _, _ in host.submitted] == [b"SET"]
-    host.submitted[0][2](OK)
+    set_reply = submit_ordered(dispatcher, order, b"SET", b"k", b"v")
+    submit_ordered(dispatcher, order, b"GET", b"k")
+    assert [name for name, _, _ in host.submitted] == [b"GET"]
+    host.submitted[0][2](None)
+    assert get_reply == [None]
+    assert [name for name, _, _ in host.submitted] == [b"GET", b"SET", b"GET"]
+    host.submitted[1][2](OK)
     assert set_reply == [OK]
-    assert [name for name, _, _ in host.submitted] == [b"SET", b"GET"]
-    host.submitted[1][2](b"v")
-    assert get_reply == [b"v"]
 
 
 def test_writes_of_one_connection_to_one_leader_are_pipelined() -> None:
@@ -231,15 +233,15 @@ def test_the_request_timeout_counts_from_sending_not_from_queueing() -> None:
     """A command waiting behind earlier ones of its connection is not timed out meanwhile."""
     dispatcher, host, _, clock = make(leader=1)
     order = PipelineOrder()
-    submit_ordered(dispatcher, order, b"SET", b"k", b"v")
-    get_reply = submit_ordered(dispatcher, order, b"GET", b"k")
+    submit_ordered(dispatcher, order, b"GET", b"k")
+    get_reply = submit_ordered(dispatcher, order, b"SET", b"k", b"v")
     clock.now = 4000
-    host.submitted[0][2](OK)  # the GET is sent now
+    host.submitted[0][2](None)  # the SET is sent now
     clock.now = 6000
     dispatcher.tick()
     assert get_reply == []
-    host.submitted[1][2](b"v")
-    assert get_reply == [b"v"]
+    host.submitted[1][2](OK)
+    assert get_reply == [OK]
 
 
 def test_a_refused_write_with_a_later_write_applied_gets_a_definite_tryagain() -> None:

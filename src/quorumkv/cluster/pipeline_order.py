@@ -15,13 +15,14 @@ executed in the order sent: one leader's log orders its proposals, and one TCP c
 keeps the order of what is forwarded on it.
 
 The rule. A unit may start only if every unfinished unit of earlier commands is STARTED, and
-all of them and it form one *group*: the same shard, the same route and the same kind (all
-reads or all writes). A split command's units start only once every earlier command is
+all of them and it form one *group*: the same shard and the same route, with no write after a
+read (writes, then reads). A split command's units start only once every earlier command is
 finished. Hence, in a group, writes are proposed in the order sent (the log orders their
-effects) and reads are confirmed in the order sent at one leader; a read never starts while
-an earlier write of the connection is unfinished (ReadIndex could return a point before that
-write), and a write never starts while an earlier read is unfinished (the read could see it).
-Anything else waits until the commands before it are finished.
+effects); reads are confirmed in the order sent at one leader, and each waits until the
+leader's log as it was when the read arrived is applied (host.Host's read floor), so it sees
+the writes sent before it on the same route; a write never starts while an earlier read is
+unfinished (the read could see it). Anything else waits until the commands before it are
+finished.
 
 Refusals. A refused unit may be sent again (to the new leader) only if that cannot reorder it:
 no unit of a later command of the connection may have taken effect. So:
@@ -73,8 +74,8 @@ class Unit:
         self.effect = False  # finished in a way that may have taken effect (or observed)
         self.payload = payload
 
-    def group(self, route: Hashable) -> tuple[int, Hashable, bool]:
-        return (self.shard_id, route, self.write)
+    def group(self, route: Hashable) -> tuple[int, Hashable]:
+        return (self.shard_id, route)
 
     def __repr__(self) -> str:
         return (f"Unit(command={self.command}, shard={self.shard_id}, "
@@ -94,6 +95,7 @@ class PipelineOrder:
         self._unfinished = 0  # units of _active not DONE
         self._refused = 0
         self._group: tuple[Any, ...] | None = None  # of the unfinished started units
+        self._group_reads = False  # the group has a read: no write may join it
         self._next_command = 1
 
     # ---- inputs ------------------------------------------------------------------------------
@@ -130,13 +132,15 @@ class PipelineOrder:
             if route is None:
                 return started, unit if not self._unfinished_before(unit) else None
             group = unit.group(route)
-            if self._unfinished and not unit.split and group != self._group:
+            if self._unfinished and not unit.split and (
+                    group != self._group or (unit.write and self._group_reads)):
                 break
             self._waiting.popleft()
             unit.state = UnitState.STARTED
             unit.route = route
             # Several shards of one split command in flight form no group: nothing joins them.
             self._group = _MIXED if unit.split and self._unfinished else group
+            self._group_reads = (self._group_reads and bool(self._unfinished)) or not unit.write
             self._unfinished += 1
             self._active.append(unit)
             started.append(unit)
@@ -208,6 +212,7 @@ class PipelineOrder:
             active.popleft()
         if self._unfinished == 0:
             self._group = None
+            self._group_reads = False
 
     # ---- observation -------------------------------------------------------------------------
 

@@ -287,7 +287,8 @@ class Host:
         except errors.ProposalError as error:
             done(error)
             return
-        replica.reads[context] = PendingRead(name, args, done)
+        floor = replica.node.raft_log.last_index() if replica.node.role == Role.LEADER else 0
+        replica.reads[context] = PendingRead(name, args, done, floor=floor)
 
     def propose_conf_change(self, shard_id: int, change: ConfChange, done: Done | None) -> None:
         replica = self._replicas[shard_id]
