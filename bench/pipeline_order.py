@@ -16,58 +16,32 @@ Run it with /work/main/.venv/bin/python for the code on main.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import hiredis
-
-from quorumkv.server.local_cluster import LocalCluster, info_fields
-
-
-def encode(*words: bytes) -> bytes:
-    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words)
-
-
-def pipeline(port: int, commands: list[bytes], timeout_s: float) -> list[object]:
-    """Send every command at once (a writer thread) and read every reply."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
-    reader = hiredis.Reader(replyError=lambda text: ("error", text))
-    writer = threading.Thread(target=lambda: connection.sendall(b"".join(commands)),
-                              daemon=True)
-    writer.start()
-    replies: list[object] = []
-    while len(replies) < len(commands):
-        value = reader.gets()
-        if value is not False:
-            replies.append(value)
-            continue
-        chunk = connection.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError(f"closed after {len(replies)} replies")
-        reader.feed(chunk)
-    writer.join()
-    connection.close()
-    return replies
+from quorumkv.server.local_cluster import (
+    LocalCluster,
+    info_fields,
+    pipeline_replies,
+    shard_status,
+)
 
 
 def short_pipeline(port: int) -> list[object]:
-    return pipeline(port, [encode(b"SET", b"A", b"1"), encode(b"GET", b"A"),
-                           encode(b"SET", b"A", b"2"), encode(b"GET", b"A"),
-                           encode(b"DEL", b"A")], 30.0)
+    return pipeline_replies(port, [(b"SET", b"A", b"1"), (b"GET", b"A"), (b"SET", b"A", b"2"),
+                                   (b"GET", b"A"), (b"DEL", b"A")], 30.0)
 
 
 def pairs(port: int, count: int, prefix: bytes, timeout_s: float) -> dict[str, float]:
-    commands = []
+    commands: list[tuple[bytes, ...]] = []
     for i in range(count):
         key = b"%b:%d" % (prefix, i)
-        commands.append(encode(b"SET", key, b"v%d" % i))
-        commands.append(encode(b"GET", key))
+        commands.append((b"SET", key, b"v%d" % i))
+        commands.append((b"GET", key))
     started = time.monotonic()
-    replies = pipeline(port, commands, timeout_s)
+    replies = pipeline_replies(port, commands, timeout_s)
     seconds = time.monotonic() - started
     missed = errors = unknown = 0
     for i in range(count):
@@ -80,6 +54,13 @@ def pairs(port: int, count: int, prefix: bytes, timeout_s: float) -> dict[str, f
             missed += 1
     return {"seconds": seconds, "missed_gets": missed, "error_replies": errors,
             "unknown_replies": unknown, "commands_per_second": 2 * count / seconds}
+
+
+def terms_above_one(port: int) -> int:
+    """How many terms the node's data shard replicas went through beyond the first."""
+    fields = info_fields(port)
+    return sum(int(shard_status(fields, int(name[6:]))["term"]) - 1 for name in fields
+               if name.removeprefix("shard_").isdigit() and name != "shard_0")
 
 
 def main() -> int:
@@ -108,6 +89,9 @@ def main() -> int:
             print(f"node {node_id} {options.pairs} pairs: " + ", ".join(
                 f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}"
                 for name, value in figures.items()), flush=True)
+            print("  elections since start (sum of shard terms above 1, per node): " + ", ".join(
+                f"{n}={terms_above_one(cluster.client_ports[n])}" for n in cluster.node_ids),
+                flush=True)
             print("  dropped peer frames per node: " + ", ".join(
                 f"{n}={info_fields(cluster.client_ports[n], b'stats').get('quorumkv_dropped_peer_frames')}"
                 for n in cluster.node_ids), flush=True)

@@ -9,19 +9,16 @@ written at once) and redis-py.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import hiredis
 import pytest
 import redis
 
-from quorumkv.server.local_cluster import LocalCluster
+from quorumkv.server.local_cluster import LocalCluster, pipeline_replies
 
 from .conftest import start_cluster
-from .resp_client import encode_command
 
 PAIRS = int(os.environ.get("QUORUMKV_PIPELINE_PAIRS", "300"))
 """SET/GET pairs per node in the default suite (the slow test sends 100,000)."""
@@ -38,27 +35,7 @@ def cluster12(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster
 
 def pipeline(port: int, commands: list[tuple[bytes, ...]], timeout_s: float = 120.0
              ) -> list[object]:
-    """Write every command at once (from a thread, so a large pipeline cannot deadlock on
-    full socket buffers) and read every reply; errors come back as ("error", text)."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
-    reader = hiredis.Reader(replyError=lambda text: ("error", text))
-    data = b"".join(encode_command(command) for command in commands)
-    writer = threading.Thread(target=connection.sendall, args=(data,), daemon=True)
-    writer.start()
-    replies: list[object] = []
-    try:
-        while len(replies) < len(commands):
-            value = reader.gets()
-            if value is not False:
-                replies.append(value)
-                continue
-            chunk = connection.recv(1 << 20)
-            assert chunk, f"the server closed the connection after {len(replies)} replies"
-            reader.feed(chunk)
-    finally:
-        writer.join(timeout_s)
-        connection.close()
-    return replies
+    return pipeline_replies(port, commands, timeout_s)
 
 
 def test_short_pipeline_reads_its_own_writes_on_every_node(cluster12: LocalCluster) -> None:
@@ -111,12 +88,24 @@ def test_redis_py_pipeline_sees_its_own_writes(cluster12: LocalCluster) -> None:
 
 
 def set_get_pairs(cluster: LocalCluster, count: int) -> None:
-    for node_id in cluster.node_ids:
+    """`count` pipelined pairs on one connection to each node, the nodes at the same time."""
+    results: dict[int, list[object]] = {}
+
+    def run(node_id: int) -> None:
         commands: list[tuple[bytes, ...]] = []
         for i in range(count):
             key = b"key:%d:%d" % (node_id, i)
             commands += [(b"SET", key, b"v%d" % i), (b"GET", key)]
-        replies = pipeline(cluster.client_ports[node_id], commands, timeout_s=600)
+        results[node_id] = pipeline(cluster.client_ports[node_id], commands, timeout_s=600)
+
+    threads = [threading.Thread(target=run, args=(node_id,)) for node_id in cluster.node_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for node_id in cluster.node_ids:
+        assert node_id in results, f"node {node_id}: the pipeline failed (see the output)"
+        replies = results[node_id]
         errors = [r for r in replies if isinstance(r, tuple)]
         assert errors == [], f"node {node_id}: {len(errors)} errors, first {errors[:3]}"
         missed = [i for i in range(count) if replies[2 * i + 1] != b"v%d" % i]
@@ -131,7 +120,7 @@ def test_pipelined_set_get_pairs_on_every_node(cluster12: LocalCluster) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(7200)
+@pytest.mark.timeout(5400)
 def test_100000_pipelined_set_get_pairs_on_every_node(tmp_path: Path) -> None:
     """The issue's load: 100,000 pipelined pairs on every node, all in order, no errors."""
     local = start_cluster(tmp_path / "cluster", shards=12)

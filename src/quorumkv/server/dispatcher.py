@@ -1,7 +1,9 @@
 """Where a client's data command runs: here, at the shard's leader, or after a leader is known.
 
 Theory of operation. Any node accepts any command. For each data command the dispatcher
-creates a `Request` and routes it:
+creates a `Request`, queues it in its connection's order (`cluster.pipeline_order`: a command
+takes effect after those sent before it on the connection; docs/server.md, "Order on a
+connection") and, when the order lets it start, routes it:
 
 - this node leads the shard: `host.submit` runs it (writes through Raft, reads after
   ReadIndex);
@@ -12,15 +14,18 @@ creates a `Request` and routes it:
 
 The failure semantics a client relies on live here (docs/server.md):
 - a definite error (the command was refused before it was proposed, or the entry at its index
-  is known to be another one) is either retried by routing again, when it only says "not the
-  leader", or returned as is;
+  is known to be another one) is returned as is, or, when it only says "not the leader",
+  handed back to the connection's order, which has it sent again on the next tick or leader
+  change, or answered -TRYAGAIN if a later command of the connection took effect meanwhile;
 - once a write may have been proposed (submitted to a leader's host, or forwarded over a live
   connection), only its outcome or `-UNKNOWN` can answer it: a timeout
-  (`request_timeout_ms`) or the loss of the connection to the leader gives
-  `errors.OutcomeUnknown`, never a false OK and never a definite error. Reads change nothing,
-  so a read in doubt is answered -TRYAGAIN.
+  (`request_timeout_ms`), the loss of the connection to the leader, or this node's replica
+  seeing another leader (or an election) give `errors.OutcomeUnknown` at once, never a false
+  OK and never a definite error. Reads change nothing: a read forwarded to a leader that went
+  away is sent again, a read in doubt is answered -TRYAGAIN.
 
-Requests expire in the order they were created (one timeout for all), so `tick()` finds the
+`request_timeout_ms` counts from the moment a request is first sent (a command waiting for its
+turn is not charged for it), so requests expire in the order first sent, and `tick()` finds the
 expired ones at the front of an insertion-ordered dict. Everything runs on the event loop
 thread, called by the node's driver; nothing here awaits.
 """
