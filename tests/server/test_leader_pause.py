@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from quorumkv.server.local_cluster import LocalCluster
+from quorumkv.server.local_cluster import (
+    LocalCluster,
+    info_fields,
+    pipeline_replies,
+    shard_status,
+    wait_until,
+)
 
 from .resp_client import RawClient
 
@@ -62,3 +69,48 @@ def test_forwards_to_a_paused_leader_are_settled_when_a_new_leader_is_seen(
         assert writer.call("GET paused:k3") == b"$5\r\nafter\r\n"
     finally:
         os.kill(cluster.pid(leader), signal.SIGCONT)
+
+
+def test_a_pipeline_keeps_its_order_across_a_leader_pause(
+        slow_timeout_cluster: LocalCluster) -> None:
+    """SET/GET pairs pipelined on a healthy node while the leader is paused and replaced:
+    every GET after an acknowledged SET returns its value (or an error), none misses it."""
+    cluster = slow_timeout_cluster
+    leader = cluster.wait_for_leader()
+    healthy = next(n for n in cluster.node_ids if n != leader)
+    port = cluster.client_ports[healthy]
+    count = 2_000
+    commands: list[tuple[bytes, ...]] = []
+    for i in range(count):
+        commands += [(b"SET", b"pair:%d" % i, b"v%d" % i), (b"GET", b"pair:%d" % i)]
+    replies: list[object] = []
+    client = threading.Thread(
+        target=lambda: replies.extend(pipeline_replies(port, commands, timeout_s=300)))
+    client.start()
+    probe = RawClient(port)
+    wait_until(lambda: probe.call("EXISTS pair:20") == b":1\r\n", 60, "the pipeline to start")
+    os.kill(cluster.pid(leader), signal.SIGSTOP)
+    try:
+        others = [n for n in cluster.node_ids if n != leader]
+        wait_until(lambda: new_leader(cluster, others, leader), 60, "a new leader")
+    finally:
+        os.kill(cluster.pid(leader), signal.SIGCONT)
+    client.join(300)
+    assert len(replies) == 2 * count
+    outcomes = {"ok": 0, "error": 0}
+    for i in range(count):
+        set_reply, get_reply = replies[2 * i], replies[2 * i + 1]
+        outcomes["ok" if set_reply == b"OK" else "error"] += 1
+        if set_reply == b"OK":
+            assert get_reply == b"v%d" % i or isinstance(get_reply, tuple), (i, get_reply)
+        else:
+            assert isinstance(set_reply, tuple), (i, set_reply)
+            assert set_reply[1].startswith(("UNKNOWN", "TRYAGAIN")), (i, set_reply)
+    assert outcomes["ok"] > 0
+
+
+def new_leader(cluster: LocalCluster, nodes: list[int], old: int) -> bool:
+    """Whether `nodes` agree on a leader of shard 1 other than `old`."""
+    seen = {int(shard_status(info_fields(cluster.client_ports[n]), 1).get("leader", 0))
+            for n in nodes}
+    return len(seen) == 1 and seen.pop() not in (0, old)
