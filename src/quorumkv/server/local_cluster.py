@@ -81,9 +81,20 @@ def pipeline_replies(port: int, commands: Sequence[Sequence[bytes]], timeout_s: 
     import hiredis  # a server dependency; only this helper parses replies
 
     data = b"".join(encode_command(*words) for words in commands)
+    failures: list[BaseException] = []
+
+    def write(connection: socket.socket) -> None:
+        # In pieces: sendall's timeout bounds the whole call, and the server rightly stops
+        # reading a client that sends faster than it commits (back-pressure).
+        try:
+            for offset in range(0, len(data), 1 << 16):
+                connection.sendall(data[offset:offset + (1 << 16)])
+        except OSError as error:
+            failures.append(error)
+
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as connection:
         reader = hiredis.Reader(replyError=lambda text: ("error", text))
-        writer = threading.Thread(target=connection.sendall, args=(data,), daemon=True)
+        writer = threading.Thread(target=write, args=(connection,), daemon=True)
         writer.start()
         replies: list[object] = []
         while len(replies) < len(commands):
@@ -91,7 +102,12 @@ def pipeline_replies(port: int, commands: Sequence[Sequence[bytes]], timeout_s: 
             if value is not False:
                 replies.append(value)
                 continue
-            chunk = connection.recv(1 << 20)
+            try:
+                chunk = connection.recv(1 << 20)
+            except TimeoutError as error:
+                raise TimeoutError(f"no reply for {timeout_s} s after {len(replies)} of "
+                                   f"{len(commands)} replies; sending: {failures or 'ok'}"
+                                   ) from error
             if not chunk:
                 raise ConnectionError(f"the server closed the connection after "
                                       f"{len(replies)} of {len(commands)} replies")
