@@ -20,7 +20,7 @@ The failure semantics a client relies on live here (docs/server.md):
 - once a write may have been proposed (submitted to a leader's host, or forwarded over a live
   connection), only its outcome or `-UNKNOWN` can answer it: a timeout
   (`request_timeout_ms`), the loss of the connection to the leader, or this node's replica
-  seeing another leader (or an election) give `errors.OutcomeUnknown` at once, never a false
+  knowing another leader give `errors.OutcomeUnknown` at once, never a false
   OK and never a definite error. Reads change nothing: a read forwarded to a leader that went
   away is sent again, a read in doubt is answered -TRYAGAIN.
 
@@ -342,17 +342,17 @@ class Dispatcher:
             self._pump(order)
 
     def _abandon_stale_forwards(self) -> None:
-        """Forwards to a node that is no longer the shard's leader as this node's replica sees
-        it (a new leader, or an election under way) are settled at once, not at their
-        timeout: their old leader may be paused or cut off (issue 11)."""
+        """Forwards to a node that is no longer the shard's leader, as this node's replica
+        sees it once a new leader is known, are settled at once, not at their timeout: their
+        old leader may be paused or cut off (issue 11). During the election they wait: if the
+        old leader wins again it answers them (its proposals commit in its new term)."""
         for shard_id, targets in list(self._forwarded_shards.items()):
             if not self.host.hosts(shard_id):
                 continue  # no replica here: only the leader's answers tell
             leader = self.host.leader_of(shard_id)
-            for target in [t for t in targets if t != leader]:
-                now = f"node {leader}" if leader else "an election is under way"
+            for target in [t for t in targets if leader not in (0, t)]:
                 self._abandon(list(targets.get(target, {}).values()),
-                              f"node {target} is no longer the leader ({now})")
+                              f"node {target} is no longer the leader (node {leader} is)")
 
     def _park(self, request: Request) -> None:
         if request.number not in self._parked:
