@@ -332,7 +332,8 @@ class Host:
         except errors.ProposalError as error:
             done(error)
             return
-        replica.reads[context] = PendingRead(name, args, done)
+        floor = replica.node.raft_log.last_index() if replica.node.role == Role.LEADER else 0
+        replica.reads[context] = PendingRead(name, args, done, floor=floor)
 
     def _read_while_stalled(self, replica: Replica, name: bytes, args: tuple[bytes, ...],
                             done: Done) -> None:
@@ -598,6 +599,10 @@ class Host:
                 return seen[1]
             return 0 if replica.node.leader_id == self.node_id else replica.node.leader_id
         return replica.node.leader_id
+
+    def hosts(self, shard_id: int) -> bool:
+        """Whether a replica of the shard lives on this node."""
+        return shard_id in self._replicas
 
     def is_leader(self, shard_id: int) -> bool:
         """Whether this replica leads the shard and can act as its leader: not while a full

@@ -44,6 +44,10 @@ class PendingRead:
     done: Done
     age_ticks: int = 0
     index: int = -1  # the read index, once the core has answered
+    # The leader's last log index when the read arrived: the read is answered only once that is
+    # applied too, so it sees every write proposed before it, such as the SET just ahead of it
+    # in a client's pipeline (cluster/pipeline_order.py lets such a GET start at once).
+    floor: int = 0
 
 
 @dataclass(slots=True)
@@ -131,7 +135,7 @@ class Replica:
         for state in states:
             read = self.reads.get(state.context)
             if read is not None:
-                read.index = state.index
+                read.index = max(state.index, read.floor)
 
     def answer_reads(self, store: NodeStore, now_ms: int,
                      completions: list[tuple[Done, object]]) -> None:
@@ -159,9 +163,12 @@ class Replica:
                 completions.append((read.done, errors.ReadTimeout(self.shard_id)))
 
     def lost_leadership(self, completions: list[tuple[Done, object]]) -> None:
-        """Reads not yet granted a read index fail (they had no effect); proposals stay: they
-        may still commit under the next leader, and are settled when their index is applied."""
-        for context in [c for c, r in self.reads.items() if r.index < 0]:
+        """Reads not yet granted a read index fail (they had no effect), and so do reads
+        waiting for entries not committed (their floor may be truncated away); proposals stay:
+        they may still commit under the next leader, and are settled when their index is
+        applied."""
+        commit = self.node.commit_index
+        for context in [c for c, r in self.reads.items() if r.index < 0 or r.index > commit]:
             read = self.reads.pop(context)
             completions.append((read.done, errors.NotLeader(self.shard_id, self.leader_id)))
 

@@ -159,6 +159,9 @@ class HostGate:
     def leader_of(self, shard_id: int) -> int:
         return self.host.leader_of(shard_id)
 
+    def hosts(self, shard_id: int) -> bool:
+        return self.host.hosts(shard_id)
+
     @property
     def busy(self) -> bool:
         return self._busy

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -87,6 +88,49 @@ def resp_command(port: int, *words: bytes, timeout_s: float = 2.0) -> bytes:
             data += chunk
             if reply_complete(data):
                 return data
+
+
+def pipeline_replies(port: int, commands: Sequence[Sequence[bytes]], timeout_s: float
+                     ) -> list[object]:
+    """Write every command at once on one connection (from a thread, so that a pipeline
+    larger than the socket buffers cannot deadlock) and return every reply, parsed by hiredis;
+    an error reply is ("error", text)."""
+    import hiredis  # a server dependency; only this helper parses replies
+
+    data = b"".join(encode_command(*words) for words in commands)
+    failures: list[BaseException] = []
+
+    def write(connection: socket.socket) -> None:
+        # In pieces: sendall's timeout bounds the whole call, and the server rightly stops
+        # reading a client that sends faster than it commits (back-pressure).
+        try:
+            for offset in range(0, len(data), 1 << 16):
+                connection.sendall(data[offset:offset + (1 << 16)])
+        except OSError as error:
+            failures.append(error)
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as connection:
+        reader = hiredis.Reader(replyError=lambda text: ("error", text))
+        writer = threading.Thread(target=write, args=(connection,), daemon=True)
+        writer.start()
+        replies: list[object] = []
+        while len(replies) < len(commands):
+            value = reader.gets()
+            if value is not False:
+                replies.append(value)
+                continue
+            try:
+                chunk = connection.recv(1 << 20)
+            except TimeoutError as error:
+                raise TimeoutError(f"no reply for {timeout_s} s after {len(replies)} of "
+                                   f"{len(commands)} replies; sending: {failures or 'ok'}"
+                                   ) from error
+            if not chunk:
+                raise ConnectionError(f"the server closed the connection after "
+                                      f"{len(replies)} of {len(commands)} replies")
+            reader.feed(chunk)
+        writer.join(timeout_s)
+    return replies
 
 
 def info_fields(port: int, section: bytes = b"quorumkv") -> dict[str, str]:

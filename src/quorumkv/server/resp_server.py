@@ -34,6 +34,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from quorumkv import limits
+from quorumkv.cluster.pipeline_order import PipelineOrder
 from quorumkv.cluster.routing import PLAIN
 from quorumkv.codec.resp import RespParser, RespProtocolError, encode_reply
 from quorumkv.kv.reply import ErrorReply, Reply
@@ -83,6 +84,7 @@ class ClientConnection(asyncio.Protocol):
         self.last_command = b"NULL"
         self.mode = PLAIN  # cluster.routing.ConnectionMode, after each command (mode_after)
         self.commands_executed = 0
+        self.order = PipelineOrder()  # when its data commands may start (dispatcher.py)
         self._pending: deque[ReplySlot] = deque()
         self._out: list[bytes] = []
         self._out_bytes = 0

@@ -67,13 +67,16 @@ def run_data_command(connection: ClientConnection, mode: ConnectionMode, name: b
         return
     routing = ClientRouting(node.config.client_routing)
     decision = route(view, mode, routing, name, args, choice=_choices.randrange(1 << 30))
-    if isinstance(decision, Local) and decision.stale_read and not node.gate.busy:
+    order = connection.order
+    if (isinstance(decision, Local) and decision.stale_read and not node.gate.busy
+            and not order.unfinished()):  # else it would overtake earlier commands
         connection.fill(slot, _stale_read(node.host.store, decision.shard_id, name, args))
     elif isinstance(decision, (Local, Forward, NoLeader)):
         if unsafe_testing.intercept(connection, decision.shard_id, name, args, slot):
             return  # a deliberately broken behaviour for the verify harness (never production)
         node.dispatcher.submit(decision.shard_id, name, args,
-                               lambda reply: connection.fill(slot, reply))
+                               lambda reply: connection.fill(slot, reply),
+                               order, order.new_command())
     elif isinstance(decision, (Moved, CrossSlot, Answer)):
         connection.fill(slot, decision.reply)
     elif isinstance(decision, SplitAcrossShards):
@@ -98,6 +101,8 @@ def _split(connection: ClientConnection, decision: SplitAcrossShards, slot: Repl
     replies: list[Reply] = [None] * len(parts)
     waiting = [len(parts)]
     dispatcher = connection.server.node.dispatcher
+    order = connection.order
+    command = order.new_command()
 
     def answered(index: int) -> Callable[[Reply], None]:
         def done(reply: Reply) -> None:
@@ -108,13 +113,16 @@ def _split(connection: ClientConnection, decision: SplitAcrossShards, slot: Repl
         return done
 
     for index, part in enumerate(parts):
-        dispatcher.submit(part.shard_id, part.name, part.args, answered(index))
+        dispatcher.submit(part.shard_id, part.name, part.args, answered(index), order, command,
+                          split=True)
 
 
 def _scan(connection: ClientConnection, step: ScanStep, slot: ReplySlot) -> None:
+    order = connection.order
     connection.server.node.dispatcher.submit(
         step.shard_id, b"SCAN", step.args,
-        lambda reply: connection.fill(slot, finish_scan(step, reply)))
+        lambda reply: connection.fill(slot, finish_scan(step, reply)), order,
+        order.new_command())
 
 
 def run_cluster_command(connection: ClientConnection, args: tuple[bytes, ...],
@@ -128,7 +136,9 @@ def run_cluster_command(connection: ClientConnection, args: tuple[bytes, ...],
         return
     answer = cluster_command(view, args, int(time.time() * 1000))
     if isinstance(answer, SlotRead):
+        order = connection.order
         node.dispatcher.submit(answer.shard_id, answer.name, answer.args,
-                               lambda reply: connection.fill(slot, reply))
+                               lambda reply: connection.fill(slot, reply), order,
+                               order.new_command())
     else:
         connection.fill(slot, answer)

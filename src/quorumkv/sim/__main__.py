@@ -98,6 +98,7 @@ COVERAGE = (
     ("crash-mid-ready", "crashes in the middle of a Ready"),
     ("figure8", "Figure-8-shaped partitions (three leaders, each cut off)"),
     ("disruptive-rejoin", "disruptive rejoins (a cut-off follower returns)"),
+    ("pipelined", "pipelining connections checked for per-connection order"),
 )
 """The features the sweep counts: (name in RunResult.features, what the table says)."""
 

@@ -80,6 +80,7 @@ class SimOptions:
     transfer_cut_rate: float = 0.0  # share of leader transfers that deafen the old leader
     append_entries_max: int = limits.append_entries_max  # entries per append message
     stale_leader_interval_us: int = 0  # a leader paused and cut off, or deafened in a transfer
+    pipelined_clients: int = 0  # connections pipelining SET/GET bursts (sim/pipelined.py)
 
     def describe(self) -> str:
         """One line of `name=value` pairs, in field order (printed before every run); exact
@@ -245,6 +246,8 @@ def _draw_directed_faults(drawn: SimOptions, rng: random.Random) -> SimOptions:
                                        limits.append_entries_max)),
         stale_leader_interval_us=_maybe(rng, 0.8 if lease else 0.3,
                                         lambda: rng.randint(40, 120) * tick_us),
+        # Drawn last, so every option above stays as a seed drew it before pipelining existed.
+        pipelined_clients=_maybe(rng, 0.3, lambda: rng.randint(1, 3)),
     )
 
 

@@ -48,12 +48,13 @@ from quorumkv.host.host import BOOTSTRAP_INDEX, Host, HostConfig
 from quorumkv.invariant import invariant
 from quorumkv.raft.confchange import ConfChange
 from quorumkv.raft.types import ConfState
-from quorumkv.sim import checks, faults, store_images
+from quorumkv.sim import checks, faults, pipelined, store_images
 from quorumkv.sim.directed import DirectedFaults
 from quorumkv.sim.disk import Disks
 from quorumkv.sim.event_queue import EventQueue
 from quorumkv.sim.network import Envelope, Network
 from quorumkv.sim.options import SimOptions, draw_options
+from quorumkv.sim.pipelined import PipelinedClients
 from quorumkv.sim.recorder import Recorder
 from quorumkv.sim.records import Violation
 from quorumkv.sim.trace import Trace
@@ -162,6 +163,10 @@ class Simulation:
         self._workload_rng = random.Random(master.getrandbits(64))
         self.fault_rng = random.Random(master.getrandbits(64))
         self._host_rng = random.Random(master.getrandbits(64))
+        # Pipelining connections (sim/pipelined.py), drawn last: other streams stay as they were.
+        self.pipelined = (PipelinedClients(self, random.Random(master.getrandbits(64)),
+                                           options.pipelined_clients)
+                          if options.pipelined_clients else None)
         self._listener = listener
         self.trace = Trace(keep_lines=keep_trace)
         self.queue = EventQueue()
@@ -227,6 +232,8 @@ class Simulation:
             "ready-crash": (self._fault_ready_crash, options.ready_crash_interval_us),
             "stale-leader": (self.directed.stale_leader, options.stale_leader_interval_us),
         }
+        if self.pipelined is not None:
+            self._handlers[pipelined.EVENT] = self.pipelined.on_event
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -263,6 +270,15 @@ class Simulation:
             host.submit(shard_id, name, args, answers.append)
             self.wake(self.nodes[node_id])
         return answers
+
+    def submit_to(self, node_id: int, shard_id: int, name: bytes, args: tuple[bytes, ...],
+                  done: Callable[[object], None]) -> None:
+        """Hand a command to a running node's host (sim/pipelined.py's clients)."""
+        node = self.nodes[node_id]
+        invariant(node.host is not None, f"node {node_id} is down: nothing to submit to")
+        if node.host is not None:
+            node.host.submit(shard_id, name, args, done)
+            self.wake(node)
 
     def leader(self, shard_id: int) -> int:
         """The node that leads the shard now (0: none)."""
@@ -342,6 +358,8 @@ class Simulation:
         for client in self.workload.clients:
             self.queue.push(self._workload_rng.randint(0, options.think_max_us), "client",
                             client.client_id)
+        if self.pipelined is not None:
+            self.pipelined.start()
         self._schedule_faults()
         self.queue.push(options.fault_ticks * options.tick_us, "liveness")
         if self.progress_interval_ticks and self._listener is not None:
@@ -869,6 +887,9 @@ class Simulation:
             found += checks.check_liveness(self._heal_us, deadline, self._live_leader_us,
                                            self._live_write_us)
         found += [Violation("workload", anomaly) for anomaly in self.workload.anomalies]
+        if self.pipelined is not None:
+            self.checked["pipeline order"] = f"{len(self.pipelined.connections)} connections"
+            found += [Violation("pipeline order", text) for text in self.pipelined.violations()]
 
     def _replica_states(self) -> list[tuple[int, int, int, int]]:
         return [state for node_id in self.up()
@@ -879,6 +900,8 @@ class Simulation:
         found = set(self.directed.features)
         if self.fault_counts.get("disk-full") or self.disks.torn_batches:
             found.add("disk-fault")
+        if self.pipelined is not None:
+            found.add("pipelined")
         return tuple(sorted(found))
 
     def summary(self) -> dict[str, object]:
@@ -897,6 +920,8 @@ class Simulation:
                                else (self._live_us - self._heal_us) // self.options.tick_us),
             "linearizability": "checked" if self.linearizability_decided else "unknown",
             "trace_events": self.trace.count,
+            **({"pipelined": " ".join(f"{k}={v}" for k, v in self.pipelined.counts.items())}
+               if self.pipelined is not None else {}),
         }
 
 
