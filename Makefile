@@ -4,10 +4,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Every dependency is pinned in requirements/*.lock (regenerate with requirements/update.sh);
-# make run installs server.lock only, the other targets test.lock (server.lock and more).
-# A stamp per lock file's content: a changed lock reinstalls, an unchanged one does nothing.
-lock_sum = $(shell cat requirements/$(1).lock pyproject.toml | cksum | cut -d' ' -f1)
+# Every dependency is pinned in requirements/*.txt (regenerate with requirements/update.sh);
+# make run installs server.txt only, the other targets test.txt (server.txt and more): both are
+# lock files (every package, transitive ones included, pinned ==). A stamp per lock file's
+# content: a changed lock reinstalls, an unchanged one does nothing.
+lock_sum = $(shell cat requirements/$(1).txt pyproject.toml | cksum | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.installed-server-$(call lock_sum,server)
 STAMP := $(VENV)/.installed-test-$(call lock_sum,test)
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
@@ -20,17 +21,17 @@ SEEDS ?= 0:10000
 # its own (--no-deps) and no build environment fetched from the index (--no-build-isolation).
 define install_lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) $$(grep -E '^(setuptools|wheel)==' requirements/$(1).lock)
-	$(PIP_INSTALL) -r requirements/$(1).lock
+	$(PIP_INSTALL) $$(grep -E '^(setuptools|wheel)==' requirements/$(1).txt)
+	$(PIP_INSTALL) -r requirements/$(1).txt
 	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 endef
 
-$(RUN_STAMP): requirements/server.lock pyproject.toml
+$(RUN_STAMP): requirements/server.txt pyproject.toml
 	$(call install_lock,server)
 	rm -f $(VENV)/.installed-server-*
 	touch $(RUN_STAMP)
 
-$(STAMP): requirements/test.lock pyproject.toml
+$(STAMP): requirements/test.txt pyproject.toml
 	$(call install_lock,test)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP) $(RUN_STAMP)

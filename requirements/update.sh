@@ -5,7 +5,7 @@
 #
 #   bash requirements/update.sh && git diff requirements/
 #
-# test.lock (make test, make verify, make bench) is resolved first; server.lock (make run) is
+# test.txt (make test, make verify, make bench) is resolved first; server.txt (make run) is
 # resolved within it, so the two never disagree on a version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,13 +25,13 @@ freeze() {  # freeze VENV OUTFILE TITLE
 "$PYTHON" -m venv "$scratch/test"
 "$scratch/test/bin/python" -m pip install --quiet --upgrade 'setuptools>=68' wheel
 "$scratch/test/bin/python" -m pip install --quiet '.[server,test,bench]'
-freeze "$scratch/test" requirements/test.lock \
+freeze "$scratch/test" requirements/test.txt \
   "make test, make verify, make bench: the server's dependencies and the test and bench extras."
 
 "$PYTHON" -m venv "$scratch/server"
-"$scratch/server/bin/python" -m pip install --quiet -c requirements/test.lock 'setuptools>=68' wheel
-"$scratch/server/bin/python" -m pip install --quiet -c requirements/test.lock '.[server]'
-freeze "$scratch/server" requirements/server.lock \
-  "make run: what the server needs, and nothing else (versions as in test.lock)."
-echo "requirements/test.lock: $(grep -vc '^#' requirements/test.lock) packages;" \
-     "requirements/server.lock: $(grep -vc '^#' requirements/server.lock)"
+"$scratch/server/bin/python" -m pip install --quiet -c requirements/test.txt 'setuptools>=68' wheel
+"$scratch/server/bin/python" -m pip install --quiet -c requirements/test.txt '.[server]'
+freeze "$scratch/server" requirements/server.txt \
+  "make run: what the server needs, and nothing else (versions as in test.txt)."
+echo "requirements/test.txt: $(grep -vc '^#' requirements/test.txt) packages;" \
+     "requirements/server.txt: $(grep -vc '^#' requirements/server.txt)"
