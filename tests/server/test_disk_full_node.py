@@ -4,6 +4,7 @@ its data directory on a small tmpfs, redis-py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,22 +41,30 @@ def fill_with_ballast(disk: Path) -> Path:
     return ballast
 
 
+@contextlib.contextmanager
+def cluster_with_node_1_on(disk: Path, tmp_path: Path,
+                           nodes: int) -> Iterator[tuple[LocalCluster, redis.Redis]]:
+    """A started cluster whose node 1 keeps its data on `disk` (its log stays off it), and a
+    client of node 1 that never retries on its own."""
+    base = tmp_path / "cluster"
+    base.mkdir()
+    (disk / "node1").mkdir()
+    (base / "node1").symlink_to(disk / "node1")
+    with LocalCluster(base, nodes=nodes, server_args=["--shards", "1"]) as cluster:
+        cluster.start()
+        cluster.wait_for_leader()
+        yield cluster, redis.Redis(port=cluster.client_ports[1], protocol=2, socket_timeout=30,
+                                   retry=Retry(NoBackoff(), 0))
+
+
 def test_a_full_disk_keeps_reads_answering_and_says_so_once(tmp_path: Path,
                                                             small_disk: Path) -> None:
     """On a one-node cluster whose data directory fills up: GET, EXISTS and STRLEN of keys
     written before answer their values; SET answers the disk-full error; INFO persistence
     shows quorumkv_disk_full:1 and since when; the log has the start line exactly once;
     once the space is freed a SET succeeds, INFO shows 0, and the end line is logged once."""
-    base = tmp_path / "cluster"
-    base.mkdir()
-    (small_disk / "node1").mkdir()
-    (base / "node1").symlink_to(small_disk / "node1")  # the data on the tmpfs, the log not
-    with LocalCluster(base, nodes=1, server_args=["--shards", "1"]) as cluster:
-        cluster.start()
-        cluster.wait_for_leader()
+    with cluster_with_node_1_on(small_disk, tmp_path, nodes=1) as (cluster, client):
         port = cluster.client_ports[1]
-        client = redis.Redis(port=port, protocol=2, socket_timeout=30,
-                             retry=Retry(NoBackoff(), 0))
         for i in range(KEYS):
             assert client.set(f"key:{i}", f"value:{i}")
         ballast = fill_with_ballast(small_disk)
@@ -122,16 +131,8 @@ def test_a_node_with_a_full_disk_in_a_three_node_cluster_keeps_serving_its_clien
     write): its clients keep reading every key and writing (served by the leader the other
     two elect), its INFO shows quorumkv_disk_full:1 and its log the start line once; once
     space returns it catches up and logs the end line."""
-    base = tmp_path / "cluster"
-    base.mkdir()
-    (small_disk / "node1").mkdir()
-    (base / "node1").symlink_to(small_disk / "node1")
-    with LocalCluster(base, nodes=3, server_args=["--shards", "1"]) as cluster:
-        cluster.start()
-        cluster.wait_for_leader()
+    with cluster_with_node_1_on(small_disk, tmp_path, nodes=3) as (cluster, client):
         port = cluster.client_ports[1]
-        client = redis.Redis(port=port, protocol=2, socket_timeout=30,
-                             retry=Retry(NoBackoff(), 0))
         for i in range(KEYS):
             set_until_ok(client, f"key:{i}", f"value:{i}".encode())
         ballast = fill_with_ballast(small_disk)

@@ -313,6 +313,22 @@ def count_command(type_tag: int) -> Callable[[Keyspace, Arguments], Reply]:
     return execute
 
 
+def whole_command(type_tag: int, command_name: bytes, scan_name: bytes,
+                  shape: Callable[[list[tuple[bytes, bytes]]], Reply],
+                  empty: Reply) -> Callable[[Keyspace, Arguments], Reply]:
+    """HGETALL, HKEYS, HVALS, SMEMBERS: every member shaped into one reply, `empty` for a
+    missing key; a collection too large to answer whole names `scan_name` instead."""
+    def execute(keyspace: Keyspace, args: Arguments) -> Reply:
+        found = find(keyspace, args[0], type_tag)
+        if found is None or isinstance(found, ErrorReply):
+            return empty if found is None else found
+        rows = all_members(keyspace.store, found)
+        if rows is None:
+            return too_many_members_error(command_name, scan_name)
+        return shape(rows)
+    return execute
+
+
 def contains_command(type_tag: int) -> Callable[[Keyspace, Arguments], Reply]:
     """HEXISTS, SISMEMBER: 1 if the member is there, else 0."""
     def execute(keyspace: Keyspace, args: Arguments) -> Reply:

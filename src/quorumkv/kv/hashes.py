@@ -139,23 +139,6 @@ def _hstrlen(keyspace: Keyspace, args: Arguments) -> Reply:
     return 0 if value is None else len(value)
 
 
-# ---- HGETALL, HKEYS, HVALS ------------------------------------------------------------------
-
-
-def _whole_hash(command_name: bytes,
-                shape: Callable[[list[tuple[bytes, bytes]]], Reply],
-                empty: Reply) -> Callable[[Keyspace, Arguments], Reply]:
-    def execute(keyspace: Keyspace, args: Arguments) -> Reply:
-        found = _hash(keyspace, args[0])
-        if found is None or isinstance(found, ErrorReply):
-            return empty if found is None else found
-        rows = collection.all_members(keyspace.store, found)
-        if rows is None:
-            return collection.too_many_members_error(command_name, b"HSCAN")
-        return shape(rows)
-    return execute
-
-
 # ---- HINCRBY, HINCRBYFLOAT ------------------------------------------------------------------
 
 
@@ -340,11 +323,14 @@ DEFINITIONS: list[CommandDefinition] = [
     define(b"HDEL", -3, "write fast", (1, 1, 1), "@write @hash @fast",
            collection.remove_command(HASH)),
     define(b"HGETALL", 2, "readonly", (1, 1, 1), "@read @hash @slow",
-           _whole_hash(b"HGETALL", lambda rows: Map([(f, v) for f, v in rows]), Map([]))),
+           collection.whole_command(HASH, b"HGETALL", b"HSCAN",
+                                    lambda rows: Map([(f, v) for f, v in rows]), Map([]))),
     define(b"HKEYS", 2, "readonly", (1, 1, 1), "@read @hash @slow",
-           _whole_hash(b"HKEYS", lambda rows: [f for f, _ in rows], [])),
+           collection.whole_command(HASH, b"HKEYS", b"HSCAN",
+                                    lambda rows: [f for f, _ in rows], [])),
     define(b"HVALS", 2, "readonly", (1, 1, 1), "@read @hash @slow",
-           _whole_hash(b"HVALS", lambda rows: [v for _, v in rows], [])),
+           collection.whole_command(HASH, b"HVALS", b"HSCAN",
+                                    lambda rows: [v for _, v in rows], [])),
     define(b"HINCRBY", 4, "write denyoom fast", (1, 1, 1), "@write @hash @fast",
            _hincrby, _parse_hincrby),
     define(b"HINCRBYFLOAT", 4, "write denyoom fast", (1, 1, 1), "@write @hash @fast",

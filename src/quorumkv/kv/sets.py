@@ -80,16 +80,6 @@ def _smismember(keyspace: Keyspace, args: Arguments) -> Reply:
     return [int(_is_member(keyspace, found, member)) for member in args[1:]]
 
 
-def _smembers(keyspace: Keyspace, args: Arguments) -> Reply:
-    found = _set(keyspace, args[0])
-    if found is None or isinstance(found, ErrorReply):
-        return _EMPTY_SET if found is None else found
-    rows = collection.all_members(keyspace.store, found)
-    if rows is None:
-        return collection.too_many_members_error(b"SMEMBERS", b"SSCAN")
-    return SetReply([member for member, _ in rows])
-
-
 # ---- SRANDMEMBER, SPOP ----------------------------------------------------------------------
 
 
@@ -356,7 +346,9 @@ DEFINITIONS: list[CommandDefinition] = [
     define(b"SISMEMBER", 3, "readonly fast", (1, 1, 1), "@read @set @fast",
            collection.contains_command(SET)),
     define(b"SMISMEMBER", -3, "readonly fast", (1, 1, 1), "@read @set @fast", _smismember),
-    define(b"SMEMBERS", 2, "readonly", (1, 1, 1), "@read @set @slow", _smembers),
+    define(b"SMEMBERS", 2, "readonly", (1, 1, 1), "@read @set @slow",
+           collection.whole_command(SET, b"SMEMBERS", b"SSCAN",
+                                    lambda rows: SetReply([m for m, _ in rows]), _EMPTY_SET)),
     define(b"SRANDMEMBER", -2, "readonly", (1, 1, 1), "@read @set @slow",
            _srandmember, _parse_srandmember, random=True),
     define(b"SPOP", -2, "write fast", (1, 1, 1), "@write @set @fast", _spop, _parse_spop),
