@@ -44,17 +44,23 @@ an outgoing connection of another process cannot take a node's port between the 
 picked and the moment the node (re)binds it, which happened with ports the kernel picked."""
 
 _port_picker = random.Random()
+_handed_out: set[int] = set()  # free_port never returns a port twice in one process
 
 
 def free_port() -> int:
-    """A loopback port that is free now, outside the ephemeral range (LISTEN_PORTS)."""
+    """A loopback port that is free now, outside the ephemeral range (LISTEN_PORTS), and not
+    handed out before by this process: two calls in a row (a cluster's ports) could otherwise
+    return the same port, since the probe releases it at once."""
     for _ in range(1000):
         port = _port_picker.randrange(*LISTEN_PORTS)
+        if port in _handed_out:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     raise RuntimeError(f"no free port in {LISTEN_PORTS}")
 
